@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
 
-from pe_models.io.errors import CorruptFileError
+from pe_models.io.errors import CorruptFileError, NoPixelDataError
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -106,11 +107,12 @@ def read_header(path: Path) -> DicomHeader | None:
     Returns
     -------
     DicomHeader or None
-        None when the file is not DICOM (no "DICM" preamble) or holds no image (a report, a
-        structure set, a DICOMDIR): such files are skipped, not errors.
+        None when the file is not DICOM (no "DICM" preamble) or is a DICOMDIR.
 
     Raises
     ------
+    NoPixelDataError
+        The file is DICOM but holds no image (a report, a structure set, a truncated file).
     CorruptFileError
         The file claims to be DICOM but cannot be parsed.
     """
@@ -121,8 +123,13 @@ def read_header(path: Path) -> DicomHeader | None:
     except (OSError, EOFError, ValueError, KeyError, TypeError) as error:
         raise CorruptFileError(path, f"cannot be parsed as DICOM ({error})") from error
     sop_class_uid = str(ds.get("SOPClassUID", ""))
-    if sop_class_uid == MEDIA_STORAGE_DIRECTORY or "Rows" not in ds or "Columns" not in ds:
+    if sop_class_uid == MEDIA_STORAGE_DIRECTORY:
         return None
+    if "Rows" not in ds or "Columns" not in ds:
+        kind = UID(sop_class_uid).name if sop_class_uid else "unknown SOP class"
+        raise NoPixelDataError(
+            path, f"is DICOM ({kind}) without an image: a report, a structure set or truncated"
+        )
     transfer_syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
     padding_value = ds.get("PixelPaddingValue")
     padding_limit = ds.get("PixelPaddingRangeLimit")

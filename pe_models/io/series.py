@@ -17,7 +17,13 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from pe_models.io.dicom_header import DicomHeader, read_header
-from pe_models.io.errors import CorruptFileError, NoDicomFoundError, UnsupportedFileError
+from pe_models.io.errors import (
+    CorruptFileError,
+    NoDicomFoundError,
+    NoPixelDataError,
+    StudyReadError,
+    UnsupportedFileError,
+)
 from pe_models.io.geometry import orientation_name
 
 log = logging.getLogger(__name__)
@@ -247,26 +253,28 @@ def scan(path: str | os.PathLike[str]) -> list[SeriesInfo]:
         files = list(_walk_files(root))
 
     by_series: dict[str, dict[str, DicomHeader]] = defaultdict(dict)
-    corrupt: list[CorruptFileError] = []
+    unreadable: list[StudyReadError] = []
     for file in files:
         try:
             header = read_header(file)
-        except CorruptFileError as error:
-            log.warning("skipped %s", error)
-            corrupt.append(error)
+        except (CorruptFileError, NoPixelDataError) as error:
+            log.info("skipped %s", error)  # reports and structure sets sit beside images
+            unreadable.append(error)
             continue
         if header is not None:
             # A SOPInstanceUID seen twice is the same image copied twice: keep one.
             by_series[header.series_uid].setdefault(header.sop_uid or str(file), header)
 
     if not by_series:
-        if root.is_file() and corrupt:
-            raise corrupt[0]
+        if root.is_file() and unreadable:
+            raise unreadable[0]
         if root.is_file():
             raise UnsupportedFileError(
                 root, "is neither DICOM nor a NIfTI/NRRD/MHA volume, or holds no image"
             )
-        detail = f" ({len(corrupt)} damaged: {corrupt[0].problem})" if corrupt else ""
+        detail = ""
+        if unreadable:
+            detail = f" ({len(unreadable)} DICOM without image; first: {unreadable[0]})"
         raise NoDicomFoundError(root, f"no DICOM image found among {len(files)} file(s){detail}")
     series = [_series_from_headers(list(h.values()), root) for h in by_series.values()]
     return sorted(

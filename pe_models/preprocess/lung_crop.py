@@ -26,6 +26,12 @@ MIN_LUNG_AREA_MM2 = 400.0
 SECONDARY_AREA_FRACTION = 0.1
 """Air regions at least this fraction of the largest one are kept (the other lung)."""
 
+BODY_OPENING_MM = 3.0
+"""Opening radius that detaches the patient from thin table shells and cushions."""
+
+ANALYSIS_PIXEL_MM = 2.0
+"""Slices are subsampled to about this pixel size to find the lungs (box accuracy ~2 mm)."""
+
 DEFAULT_MARGIN_MM = 10.0
 """Padding added around the lungs' bounding box."""
 
@@ -148,7 +154,9 @@ def lung_air_mask(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float]) -
         bool (y, x); empty when no region reaches ``MIN_LUNG_AREA_MM2``.
     """
     pixel_area = pixel_spacing_mm[0] * pixel_spacing_mm[1]
-    body = ndimage.binary_fill_holes(_largest_component(hu_slice > BODY_MIN_HU))
+    opening_px = max(1, round(BODY_OPENING_MM / min(pixel_spacing_mm)))
+    tissue = ndimage.binary_opening(hu_slice > BODY_MIN_HU, iterations=opening_px)
+    body = ndimage.binary_fill_holes(_largest_component(tissue))
     air = hu_slice < LUNG_AIR_MAX_HU
     labels, count = ndimage.label(air)
     if count == 0:
@@ -196,19 +204,21 @@ def dynamic_lung_crop(
     CropBox
         ``method="dynamic"`` around the lungs, or ``method="fixed"`` (fallback).
     """
-    lungs = lung_air_mask(hu_slice, pixel_spacing_mm)
+    stride = max(1, int(ANALYSIS_PIXEL_MM // min(pixel_spacing_mm)))
+    coarse_spacing = (pixel_spacing_mm[0] * stride, pixel_spacing_mm[1] * stride)
+    lungs = lung_air_mask(hu_slice[::stride, ::stride], coarse_spacing)
     if not lungs.any():
         return fixed_center_crop(hu_slice.shape)
-    rows = np.flatnonzero(lungs.any(axis=1))
-    columns = np.flatnonzero(lungs.any(axis=0))
+    rows = np.flatnonzero(lungs.any(axis=1)) * stride
+    columns = np.flatnonzero(lungs.any(axis=0)) * stride
     pad_y = round(margin_mm / pixel_spacing_mm[0])
     pad_x = round(margin_mm / pixel_spacing_mm[1])
     height, width = hu_slice.shape
     return CropBox(
         max(0, int(rows[0]) - pad_y),
-        min(height, int(rows[-1]) + 1 + pad_y),
+        min(height, int(rows[-1]) + stride + pad_y),
         max(0, int(columns[0]) - pad_x),
-        min(width, int(columns[-1]) + 1 + pad_x),
+        min(width, int(columns[-1]) + stride + pad_x),
     )
 
 

@@ -1,0 +1,108 @@
+"""Window presets, window stacks and the lung crop on constructed slices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pe_models.preprocess import (
+    CropBox,
+    WindowStack,
+    apply_window,
+    dynamic_lung_crop,
+    fixed_center_crop,
+    get_preset,
+    study_lung_crop,
+    window_presets,
+)
+
+
+def test_fixed_presets_have_the_design_values() -> None:
+    values = {name: (p.level, p.width) for name, p in window_presets().items()}
+    assert values["vascular"] == (100, 700)
+    assert values["lung"] == (-600, 1500)
+    assert values["mediastinal"] == (40, 400)
+    assert (get_preset("seed2_vessel").low, get_preset("seed2_vessel").high) == (0, 650)
+    assert (get_preset("seed2_wide").low, get_preset("seed2_wide").high) == (-1000, 1600)
+    assert [window_presets()[n].key for n in ("vascular", "lung", "mediastinal")] == ["1", "2", "3"]
+
+
+def test_unknown_preset_lists_the_valid_ones() -> None:
+    with pytest.raises(KeyError, match="valid: vascular, lung, mediastinal"):
+        get_preset("bone")
+
+
+def test_apply_window_maps_low_to_zero_and_high_to_one() -> None:
+    hu = np.array([-1000, -250, 100, 450, 3000], dtype=np.int16)
+    np.testing.assert_allclose(apply_window(hu, "vascular"), [0, 0, 0.5, 1, 1])
+    assert apply_window(hu, "vascular").dtype == np.float32
+
+
+def test_dwl_twl_and_rgb_stacks_have_one_channel_per_window() -> None:
+    hu = np.full((2, 8, 8), 100, dtype=np.int16)  # vascular centre, above lung / mediastinal?
+    dwl = WindowStack("dwl")(hu)
+    assert dwl.shape == (2, 2, 8, 8)
+    np.testing.assert_allclose(dwl[:, 0], 0.5)
+    np.testing.assert_allclose(dwl[:, 1], apply_window(hu, "lung"))
+    twl = WindowStack("twl", normalisation="zero_center")(hu[0])
+    assert twl.shape == (3, 8, 8)
+    np.testing.assert_allclose(twl[0], 0.0)  # vascular centre is the zero of [-1, 1]
+    assert WindowStack("rgb").channel_windows == ("lung", "vascular", "mediastinal")
+    assert WindowStack(("seed2_vessel",)).channel_windows == ("seed2_vessel",)
+
+
+def test_window_stack_fails_early_on_bad_names() -> None:
+    with pytest.raises(KeyError, match="unknown window stack"):
+        WindowStack("quad")
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        WindowStack("dwl", normalisation="imagenet")
+
+
+def _chest(shape: tuple[int, int] = (256, 256)) -> np.ndarray:
+    """Air around an elliptic body (40 HU) with two lungs (-850 HU) and a table below."""
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    hu = np.full(shape, -1000, dtype=np.int16)
+    hu[((y - 120) / 80) ** 2 + ((x - 128) / 110) ** 2 < 1] = 40
+    hu[((y - 115) / 50) ** 2 + ((x - 80) / 35) ** 2 < 1] = -850  # right lung (image left)
+    hu[((y - 115) / 50) ** 2 + ((x - 176) / 35) ** 2 < 1] = -850
+    hu[215:222, 20:236] = 300  # table, separated from the body by air
+    return hu
+
+
+def test_dynamic_crop_boxes_both_lungs_with_the_margin() -> None:
+    box = dynamic_lung_crop(_chest(), (1.0, 1.0), margin_mm=5)
+    assert box.method == "dynamic"
+    assert (box.y0, box.y1) == pytest.approx((60, 171), abs=2)
+    assert (box.x0, box.x1) == pytest.approx((40, 217), abs=2)
+    assert box.y1 < 215  # the table stays out
+
+
+def test_crop_falls_back_to_the_fixed_central_crop_without_lungs() -> None:
+    hu = _chest()
+    hu[hu == -850] = 40
+    box = dynamic_lung_crop(hu, (1.0, 1.0))
+    assert box == fixed_center_crop((256, 256))
+    assert box.method == "fixed"
+    assert fixed_center_crop((512, 512)) == CropBox(166, 346, 106, 406, "fixed")
+
+
+def test_study_crop_is_the_union_of_slice_crops() -> None:
+    upper, lower = _chest(), _chest()
+    lower[:, 128:] = np.where(lower[:, 128:] == -850, 40, lower[:, 128:])  # one lung only
+    box = study_lung_crop(np.stack([upper, lower]), (1.0, 1.0), margin_mm=5)
+    assert box == dynamic_lung_crop(upper, (1.0, 1.0), margin_mm=5)
+
+
+def test_boxes_and_masks_map_back_through_crop_and_resize() -> None:
+    crop = CropBox(y0=100, y1=300, x0=50, x1=450)  # 200 × 400 crop, model input 100 × 100
+    boxes = np.array([[10.0, 20.0, 30.0, 40.0, 0.9]])
+    mapped = crop.boxes_to_original(boxes, (100, 100))
+    np.testing.assert_allclose(mapped, [[90.0, 140.0, 170.0, 180.0, 0.9]])
+
+    model_mask = np.zeros((100, 100), np.uint8)
+    model_mask[20:40, 10:30] = 1  # the same region as the box
+    full = crop.mask_to_original(model_mask, (512, 512))
+    rows, columns = np.nonzero(full)
+    assert (rows.min(), rows.max() + 1, columns.min(), columns.max() + 1) == (140, 180, 90, 170)
+    assert full.dtype == np.uint8
+    assert full.shape == (512, 512)
