@@ -10,7 +10,57 @@ import SimpleITK as sitk
 from pydicom.pixels import apply_modality_lut
 
 from pe_models.io.dicom_header import DicomHeader
-from pe_models.io.errors import CorruptFileError, NoPixelDataError
+from pe_models.io.errors import (
+    CorruptFileError,
+    NoPixelDataError,
+    StudyReadError,
+    UnsupportedTransferSyntaxError,
+)
+from pe_models.io.transfer_syntax import decoder_problem
+
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
+
+
+def _read_native(header: DicomHeader) -> np.ndarray | None:
+    """Read uncompressed little-endian 16-bit pixels straight from the end of the file.
+
+    Returns None, leaving the file to the general decoders, unless the file ends with a
+    PixelData element of exactly the expected length (the usual layout): explicit VR
+    (tag, "OW"/"OB", 2 reserved bytes, 4-byte length) or implicit VR (tag, 4-byte length).
+    Compressed pixel data ends with a sequence delimiter and never matches. Reading the bytes
+    directly is ~10x faster than a full decode.
+    """
+    if (
+        header.bits_allocated != 16
+        or header.samples_per_pixel != 1
+        or header.n_frames != 1
+        or header.has_modality_lut
+    ):
+        return None
+    n_bytes = header.rows * header.columns * 2
+    with open(header.path, "rb") as file:
+        file.seek(0, 2)
+        if file.tell() < n_bytes + 12:
+            return None
+        file.seek(-(n_bytes + 12), 2)
+        tail = file.read(n_bytes + 12)
+    length = n_bytes.to_bytes(4, "little")
+    explicit = tail[:4] == _PIXEL_DATA_TAG and tail[4:6] in (b"OW", b"OB") and tail[8:12] == length
+    implicit = tail[4:8] == _PIXEL_DATA_TAG and tail[8:12] == length
+    if not (explicit or implicit):
+        return None
+    stored = np.frombuffer(tail, dtype="<i2" if header.signed else "<u2", offset=12)
+    stored = stored.reshape(header.rows, header.columns)
+    unused_bits = 16 - header.bits_stored
+    if unused_bits > 0:  # bits above BitsStored may hold overlays: drop them
+        if header.signed:
+            stored = (stored << unused_bits) >> unused_bits
+        else:
+            stored = stored & np.uint16((1 << header.bits_stored) - 1)
+    slope, intercept = header.rescale_slope, header.rescale_intercept
+    if slope == 1.0 and intercept.is_integer():
+        return stored.astype(np.int32) + int(intercept)
+    return stored * np.float64(slope) + intercept
 
 
 def _decode_with_gdcm(header: DicomHeader) -> np.ndarray:
@@ -35,14 +85,18 @@ def _decode_with_pydicom(header: DicomHeader) -> np.ndarray:
         raise NoPixelDataError(
             header.path, "has an image header but no pixel data (the file may be truncated)"
         )
+    problem = decoder_problem(str(dataset.file_meta.get("TransferSyntaxUID", "")))
+    if problem is not None:
+        raise UnsupportedTransferSyntaxError(header.path, problem)
     return np.asarray(apply_modality_lut(dataset.pixel_array, dataset))
 
 
 def decode_hu(header: DicomHeader) -> np.ndarray:
     """Decode the pixels of one single-frame DICOM image and rescale them to HU.
 
-    GDCM is tried first because it decodes off the GIL; when it refuses a file, pydicom with
-    its pylibjpeg plugins decodes it instead and names the problem if it cannot either.
+    Uncompressed images in the usual layout are read directly; compressed ones go to GDCM
+    first because it decodes off the GIL; when GDCM refuses a file, pydicom with its pylibjpeg
+    plugins decodes it instead and names the problem if it cannot either.
 
     Parameters
     ----------
@@ -62,14 +116,16 @@ def decode_hu(header: DicomHeader) -> np.ndarray:
     CorruptFileError
         The pixel data is truncated or cannot be decoded.
     """
-    try:
-        hu = _decode_with_gdcm(header)
-    except (RuntimeError, ValueError):
-        hu = None
+    hu = _read_native(header)
+    if hu is None and not header.has_modality_lut:  # GDCM ignores a Modality LUT Sequence
+        try:
+            hu = _decode_with_gdcm(header)
+        except (RuntimeError, ValueError):
+            hu = None
     if hu is None:
         try:
             hu = _decode_with_pydicom(header)
-        except (NoPixelDataError, CorruptFileError):
+        except StudyReadError:
             raise
         except Exception as error:  # decoders raise many types for damaged data
             problem = f"pixel data cannot be decoded ({error})"

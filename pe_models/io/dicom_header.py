@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
+import SimpleITK as sitk
+from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
@@ -15,6 +18,16 @@ from pe_models.io.errors import CorruptFileError, NoPixelDataError
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+_HEADER_KEYWORDS = (
+    "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "Modality", "SOPClassUID",
+    "Rows", "Columns", "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient",
+    "PixelSpacing", "SliceThickness", "SpacingBetweenSlices", "GantryDetectorTilt",
+    "InstanceNumber", "ImageType", "RescaleSlope", "RescaleIntercept", "BitsAllocated",
+    "BitsStored", "PixelRepresentation", "SamplesPerPixel", "PixelPaddingValue",
+    "PixelPaddingRangeLimit", "SeriesDescription", "SeriesNumber", "ContrastBolusAgent",
+    "PatientID", "StudyDate", "Manufacturer", "KVP",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,11 @@ class DicomHeader:
     image_type: tuple[str, ...]
     rescale_slope: float
     rescale_intercept: float
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    samples_per_pixel: int
+    has_modality_lut: bool
     pixel_padding_value: int | None
     pixel_padding_range_limit: int | None
     series_description: str
@@ -91,13 +109,54 @@ def _floats(value: object, n: int) -> tuple[float, ...] | None:
     return numbers
 
 
-def _text(ds: pydicom.Dataset, keyword: str) -> str:
-    value = ds.get(keyword, "")
+def _text(value: object) -> str:
     return str(value).strip() if value is not None else ""
 
 
+def _header_from(
+    get: Callable[[str], object], path: Path, transfer_syntax: str, has_modality_lut: bool
+) -> DicomHeader:
+    """Build a header from a keyword lookup (pydicom dataset or GDCM metadata)."""
+    return DicomHeader(
+        path=path,
+        sop_uid=_text(get("SOPInstanceUID")),
+        series_uid=_text(get("SeriesInstanceUID")),
+        study_uid=_text(get("StudyInstanceUID")),
+        modality=_text(get("Modality")).upper(),
+        sop_class_uid=_text(get("SOPClassUID")),
+        transfer_syntax_uid=transfer_syntax,
+        rows=int(get("Rows")),  # type: ignore[call-overload]
+        columns=int(get("Columns")),  # type: ignore[call-overload]
+        n_frames=_int_or_none(get("NumberOfFrames")) or 1,
+        position=_floats(get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+        orientation=_floats(get("ImageOrientationPatient"), 6),
+        pixel_spacing=_floats(get("PixelSpacing"), 2),  # type: ignore[arg-type]
+        slice_thickness=_float_or_none(get("SliceThickness")),
+        spacing_between_slices=_float_or_none(get("SpacingBetweenSlices")),
+        gantry_tilt=_float_or_none(get("GantryDetectorTilt")) or 0.0,
+        instance_number=_int_or_none(get("InstanceNumber")),
+        image_type=tuple(_text(v).upper() for v in (get("ImageType") or ())),  # type: ignore[attr-defined]
+        rescale_slope=_float_or_none(get("RescaleSlope")) or 1.0,
+        rescale_intercept=_float_or_none(get("RescaleIntercept")) or 0.0,
+        bits_allocated=_int_or_none(get("BitsAllocated")) or 16,
+        bits_stored=_int_or_none(get("BitsStored")) or 16,
+        signed=_int_or_none(get("PixelRepresentation")) == 1,
+        samples_per_pixel=_int_or_none(get("SamplesPerPixel")) or 1,
+        has_modality_lut=has_modality_lut,
+        pixel_padding_value=_int_or_none(get("PixelPaddingValue")),
+        pixel_padding_range_limit=_int_or_none(get("PixelPaddingRangeLimit")),
+        series_description=_text(get("SeriesDescription")),
+        series_number=_int_or_none(get("SeriesNumber")),
+        contrast_agent=_text(get("ContrastBolusAgent")) or None,
+        patient_id=_text(get("PatientID")),
+        study_date=_text(get("StudyDate")),
+        manufacturer=_text(get("Manufacturer")),
+        kvp=_text(get("KVP")),
+    )
+
+
 def read_header(path: Path) -> DicomHeader | None:
-    """Read the header of one file.
+    """Read the header of one file with pydicom: thorough, character sets decoded.
 
     Parameters
     ----------
@@ -131,37 +190,48 @@ def read_header(path: Path) -> DicomHeader | None:
             path, f"is DICOM ({kind}) without an image: a report, a structure set or truncated"
         )
     transfer_syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
-    padding_value = ds.get("PixelPaddingValue")
-    padding_limit = ds.get("PixelPaddingRangeLimit")
-    spacing = _floats(ds.get("PixelSpacing"), 2)
-    return DicomHeader(
-        path=path,
-        sop_uid=str(ds.get("SOPInstanceUID", "")),
-        series_uid=str(ds.get("SeriesInstanceUID", "")),
-        study_uid=str(ds.get("StudyInstanceUID", "")),
-        modality=_text(ds, "Modality").upper(),
-        sop_class_uid=sop_class_uid,
-        transfer_syntax_uid=transfer_syntax,
-        rows=int(ds.Rows),
-        columns=int(ds.Columns),
-        n_frames=_int_or_none(ds.get("NumberOfFrames")) or 1,
-        position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
-        orientation=_floats(ds.get("ImageOrientationPatient"), 6),
-        pixel_spacing=spacing,  # type: ignore[arg-type]
-        slice_thickness=_float_or_none(ds.get("SliceThickness")),
-        spacing_between_slices=_float_or_none(ds.get("SpacingBetweenSlices")),
-        gantry_tilt=_float_or_none(ds.get("GantryDetectorTilt")) or 0.0,
-        instance_number=_int_or_none(ds.get("InstanceNumber")),
-        image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or ())),
-        rescale_slope=_float_or_none(ds.get("RescaleSlope")) or 1.0,
-        rescale_intercept=_float_or_none(ds.get("RescaleIntercept")) or 0.0,
-        pixel_padding_value=_int_or_none(padding_value),
-        pixel_padding_range_limit=_int_or_none(padding_limit),
-        series_description=_text(ds, "SeriesDescription"),
-        series_number=_int_or_none(ds.get("SeriesNumber")),
-        contrast_agent=_text(ds, "ContrastBolusAgent") or None,
-        patient_id=_text(ds, "PatientID"),
-        study_date=_text(ds, "StudyDate"),
-        manufacturer=_text(ds, "Manufacturer"),
-        kvp=_text(ds, "KVP"),
-    )
+    return _header_from(ds.get, path, transfer_syntax, "ModalityLUTSequence" in ds)
+
+
+def _gdcm_key(keyword: str) -> str:
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    return f"{tag >> 16:04x}|{tag & 0xFFFF:04x}"
+
+
+_GDCM_KEYS = {keyword: _gdcm_key(keyword) for keyword in _HEADER_KEYWORDS}
+
+
+def read_header_fast(path: Path) -> DicomHeader | None:
+    """Read the image header of one file with GDCM (through SimpleITK), off the GIL.
+
+    About three times faster than :func:`read_header` on two cores because threads run in
+    parallel. Text is not decoded by its character set and the transfer syntax is not
+    reported, so series-level text comes from a pydicom read of one file per series.
+
+    Returns
+    -------
+    DicomHeader or None
+        None when GDCM cannot read the file as an image; :func:`read_header` then decides
+        whether it is not DICOM, not an image, or damaged.
+    """
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO("GDCMImageIO")
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    values = {
+        keyword: reader.GetMetaData(key)
+        for keyword, key in _GDCM_KEYS.items()
+        if reader.HasMetaDataKey(key)
+    }
+    if "Rows" not in values or "Columns" not in values:
+        return None
+
+    def get(keyword: str) -> object:
+        value = values.get(keyword)
+        return value.split("\\") if value is not None and "\\" in value else value
+
+    return _header_from(get, path, "", has_modality_lut=False)

@@ -18,7 +18,8 @@ from pe_models.io.errors import (
     UnsupportedTransferSyntaxError,
 )
 from pe_models.io.geometry import series_geometry
-from pe_models.io.series import SeriesInfo, decoder_problem
+from pe_models.io.series import SeriesInfo
+from pe_models.io.transfer_syntax import decoder_problem
 from pe_models.volume import AIR_HU, Volume, VolumeMeta
 
 PADDING_MAX_HU = -1500
@@ -63,9 +64,8 @@ def _refuse_unloadable(series: SeriesInfo) -> None:
     first = series.headers[0]
     if not first.is_ct:
         raise NotCTError(first.path, f"{series.problem}; PE Viewer reads CT (HU) only")
-    bad_syntax = next((h for h in series.headers if decoder_problem(h.transfer_syntax_uid)), None)
-    if bad_syntax is not None:
-        raise UnsupportedTransferSyntaxError(bad_syntax.path, series.problem)
+    if any(map(decoder_problem, series.transfer_syntaxes)):
+        raise UnsupportedTransferSyntaxError(first.path, series.problem)
     raise UnsupportedFileError(first.path, series.problem)
 
 

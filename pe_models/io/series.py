@@ -7,16 +7,15 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.fileset import FileSet
-from pydicom.pixels import get_decoder
-from pydicom.uid import UID
 
-from pe_models.io.dicom_header import DicomHeader, read_header
+from pe_models.io.dicom_header import DicomHeader, read_header, read_header_fast
 from pe_models.io.errors import (
     CorruptFileError,
     NoDicomFoundError,
@@ -25,6 +24,7 @@ from pe_models.io.errors import (
     UnsupportedFileError,
 )
 from pe_models.io.geometry import orientation_name
+from pe_models.io.transfer_syntax import decoder_problem
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +66,6 @@ def contrast_hint(agent: str | None, description: str) -> str:
     if _CONTRAST_WORDS.search(description):
         return "contrast"
     return "unknown"
-
-
-def decoder_problem(transfer_syntax_uid: str) -> str | None:
-    """Why pixels in this transfer syntax cannot be decoded here, or None when they can."""
-    if not transfer_syntax_uid:
-        return None
-    uid = UID(transfer_syntax_uid)
-    try:
-        decoder = get_decoder(uid)
-    except NotImplementedError:
-        return f"transfer syntax {uid.name} ({uid}) is not supported"
-    if not decoder.is_available:
-        return f"transfer syntax {uid.name} ({uid}) needs a decoder plugin that is not installed"
-    return None
 
 
 @dataclass(frozen=True)
@@ -145,14 +131,15 @@ def is_image_file(path: Path) -> bool:
 
 
 def _series_from_headers(headers: Sequence[DicomHeader], root: Path) -> SeriesInfo:
-    first = headers[0]
+    # GDCM headers carry undecoded text and no transfer syntax: take those from pydicom.
+    first = read_header(headers[0].path) or headers[0]
     images = [h for h in headers if not h.is_localizer] or list(headers)
     if first.orientation is not None:
         normal = np.cross(first.orientation[:3], first.orientation[3:])
         orientation = orientation_name(normal)
     else:
         orientation = "axial"
-    syntaxes = tuple(sorted({h.transfer_syntax_uid for h in headers}))
+    syntaxes = tuple(sorted({h.transfer_syntax_uid for h in (first, *headers[1:])} - {""}))
     problem = None
     if not first.is_ct:
         problem = f"modality {first.modality or 'unknown'} is not CT"
@@ -214,6 +201,14 @@ def _image_file_series(path: Path) -> SeriesInfo:
     )
 
 
+def _read_any_header(path: Path) -> DicomHeader | StudyReadError | None:
+    """GDCM's header reader (parallel) first; pydicom judges the files GDCM refuses."""
+    try:
+        return read_header_fast(path) or read_header(path)
+    except (CorruptFileError, NoPixelDataError) as error:
+        return error
+
+
 def scan(path: str | os.PathLike[str]) -> list[SeriesInfo]:
     """List the series under a path without decoding pixels.
 
@@ -254,14 +249,16 @@ def scan(path: str | os.PathLike[str]) -> list[SeriesInfo]:
 
     by_series: dict[str, dict[str, DicomHeader]] = defaultdict(dict)
     unreadable: list[StudyReadError] = []
-    for file in files:
-        try:
-            header = read_header(file)
-        except (CorruptFileError, NoPixelDataError) as error:
-            log.info("skipped %s", error)  # reports and structure sets sit beside images
-            unreadable.append(error)
-            continue
-        if header is not None:
+    # The first read runs alone: ITK registers its GDCM reader lazily, and two threads doing
+    # that at once have corrupted the heap here once (a "double free" at exit).
+    results = [_read_any_header(files[0])] if files else []
+    with ThreadPoolExecutor(max_workers=os.cpu_count(), thread_name_prefix="dicom-scan") as pool:
+        results += pool.map(_read_any_header, files[1:])
+    for file, header in zip(files, results, strict=True):
+        if isinstance(header, StudyReadError):
+            log.info("skipped %s", header)  # reports and structure sets sit beside images
+            unreadable.append(header)
+        elif header is not None:
             # A SOPInstanceUID seen twice is the same image copied twice: keep one.
             by_series[header.series_uid].setdefault(header.sop_uid or str(file), header)
 

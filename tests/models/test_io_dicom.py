@@ -248,3 +248,23 @@ def test_scan_reports_header_facts_without_decoding(tmp_path: Path) -> None:
 )
 def test_contrast_hint(agent: str | None, description: str, hint: str) -> None:
     assert io.series.contrast_hint(agent, description) == hint
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_12_bit_images_ignore_bits_above_bits_stored(tmp_path: Path, signed: bool) -> None:
+    rng = np.random.default_rng(3)
+    low, high = (-400, 2047) if signed else (0, 4095)  # HU stay above the padding range
+    stored = rng.integers(low, high + 1, size=(16, 16)).astype(np.int16 if signed else np.uint16)
+    ds = ct_dataset(np.zeros((16, 16)), (0, 0, 0), series_uid="1.2.8", study_uid="1.2")
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, int(signed)
+    ds.RescaleIntercept = 0 if signed else -1024
+    overlay = np.zeros((16, 16), np.uint16)
+    overlay[::3] = 0x3000  # an overlay in the unused high bits
+    raw = (stored.view(np.uint16) & np.uint16(0x0FFF)) | overlay
+    ds.PixelData = raw.astype("<u2").tobytes()
+    ds.save_as(tmp_path / "twelve.dcm", enforce_file_format=True)
+    volume = io.load(tmp_path / "twelve.dcm")
+    expected = stored.astype(np.int32) + int(ds.RescaleIntercept)
+    np.testing.assert_array_equal(volume.hu[0], expected)
+    reference = pydicom.dcmread(tmp_path / "twelve.dcm").pixel_array.astype(np.int32)
+    np.testing.assert_array_equal(volume.hu[0], reference + int(ds.RescaleIntercept))
