@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from pydicom.uid import RLELossless
 
 from pe_models import io
 from pe_models.io import LoadProgress
+from pe_models.io.dicom_header import read_header, read_header_fast
 from tests.dicom_factory import CORONAL, SAGITTAL, ct_dataset, ramp_volume, write_series
 
 
@@ -268,3 +270,13 @@ def test_12_bit_images_ignore_bits_above_bits_stored(tmp_path: Path, signed: boo
     np.testing.assert_array_equal(volume.hu[0], expected)
     reference = pydicom.dcmread(tmp_path / "twelve.dcm").pixel_array.astype(np.int32)
     np.testing.assert_array_equal(volume.hu[0], reference + int(ds.RescaleIntercept))
+
+
+def test_gdcm_and_pydicom_header_readers_agree(tmp_path: Path) -> None:
+    paths = write_series(tmp_path, ramp_volume((2, 8, 8)), padding_value=-2000)
+    for path in paths:
+        thorough, fast = read_header(path), read_header_fast(path)
+        assert thorough is not None
+        assert fast is not None
+        assert thorough.transfer_syntax_uid == "1.2.840.10008.1.2.1"
+        assert replace(fast, transfer_syntax_uid=thorough.transfer_syntax_uid) == thorough

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from scipy import ndimage
 
 from pe_models import io
 from pe_models.io.decode import _decode_with_gdcm, _decode_with_pydicom
-from pe_models.io.dicom_header import read_header
+from pe_models.io.dicom_header import read_header, read_header_fast
 from pe_models.preprocess import dynamic_lung_crop
 from pe_models.volume import Volume
 from tests.dicom_factory import CORONAL, SAGITTAL
@@ -92,6 +93,19 @@ def test_pylibjpeg_plugins_decode_the_same_pixels_as_gdcm(real_data: Path, folde
         header = read_header(path)
         assert header is not None
         np.testing.assert_array_equal(_decode_with_pydicom(header), _decode_with_gdcm(header))
+
+
+def test_gdcm_and_pydicom_header_readers_agree_on_real_files(real_data: Path) -> None:
+    paths = [
+        *sorted((real_data / MIDRC).iterdir())[:2],
+        *sorted((real_data / SIEMENS).iterdir())[:2],
+    ]
+    paths += sorted((real_data / "single_slices").glob("*/*.dcm"))
+    for path in paths:
+        thorough, fast = read_header(path), read_header_fast(path)
+        assert thorough is not None, path
+        assert fast is not None, path
+        assert replace(fast, transfer_syntax_uid=thorough.transfer_syntax_uid) == thorough
 
 
 @pytest.mark.parametrize(
