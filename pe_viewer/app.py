@@ -1,0 +1,86 @@
+"""``pe-viewer``: open a study, the built-in demo, or render a screenshot headless."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from pe_models.demo import demo_study_path
+from pe_viewer.main_window import MainWindow
+
+SCREENSHOT_TIMEOUT_MS = 120_000
+
+
+def dark_palette() -> QtGui.QPalette:
+    """A dark palette suited to reading CT in a dim room."""
+    palette = QtGui.QPalette()
+    role, color = QtGui.QPalette.ColorRole, QtGui.QColor
+    for key, value in {
+        role.Window: "#1e1f22",
+        role.WindowText: "#d8d8d8",
+        role.Base: "#141517",
+        role.AlternateBase: "#202124",
+        role.Text: "#d8d8d8",
+        role.Button: "#2a2b2f",
+        role.ButtonText: "#d8d8d8",
+        role.Highlight: "#3d6fb4",
+        role.HighlightedText: "#ffffff",
+        role.ToolTipBase: "#2a2b2f",
+        role.ToolTipText: "#d8d8d8",
+    }.items():
+        palette.setColor(key, color(value))
+    return palette
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="pe-viewer", description="View chest CT / CTPA studies. Research use only."
+    )
+    parser.add_argument("path", nargs="?", help="DICOM folder, DICOMDIR, DICOM file or NIfTI")
+    parser.add_argument("--demo", action="store_true", help="open the built-in demo study")
+    parser.add_argument(
+        "--screenshot", metavar="FILE", help="render headless once loaded, save a PNG and exit"
+    )
+    return parser.parse_args(argv)
+
+
+def _save_screenshot_when_done(
+    window: MainWindow, target: Path, app: QtWidgets.QApplication
+) -> None:
+    def save(ok: bool) -> None:
+        app.processEvents()
+        saved = window.grab().save(str(target))
+        print(f"screenshot {'saved to' if saved else 'could not be written to'} {target}")
+        app.exit(0 if ok and saved else 1)
+
+    window.volume_loaded.connect(lambda _volume: save(True))
+    window.load_failed.connect(lambda message: (print(message, file=sys.stderr), save(False)))
+    QtCore.QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: save(False))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the viewer; returns the process exit code."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("PE Viewer")
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    window = MainWindow(interactive=not args.screenshot)
+    window.show()
+    path = demo_study_path() if args.demo else args.path
+    if args.screenshot:
+        if path is None:
+            print("--screenshot needs a PATH or --demo", file=sys.stderr)
+            return 2
+        _save_screenshot_when_done(window, Path(args.screenshot), app)
+    if path is not None:
+        window.open_path(path)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The viewer, driven as a user would, offscreen (pytest-qt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from pe_models.preprocess.windows import get_preset
+from pe_viewer.app import main
+from pe_viewer.main_window import MainWindow
+from tests.dicom_factory import ramp_volume, write_series
+
+LOAD_TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MainWindow:
+    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)
+    QtCore.QSettings.setPath(
+        QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "cfg")
+    )
+    shown: list[str] = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda _p, _t, text: shown.append(text))
+    main_window = MainWindow()
+    main_window.shown_errors = shown  # type: ignore[attr-defined]
+    qtbot.addWidget(main_window)
+    main_window.show()
+    return main_window
+
+
+@pytest.fixture
+def series(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    hu = ramp_volume((9, 48, 64))
+    write_series(tmp_path / "study", hu, description="SYNTHETIC CTA")
+    return tmp_path / "study", hu
+
+
+def _open(qtbot, window: MainWindow, path: Path) -> object:
+    with qtbot.waitSignal(window.volume_loaded, timeout=LOAD_TIMEOUT_MS) as blocker:
+        window.open_path(path)
+    return blocker.args[0]
+
+
+def test_open_shows_the_middle_slice_with_the_vascular_window(qtbot, window, series) -> None:
+    folder, hu = series
+    volume = _open(qtbot, window, folder)
+    view = window.slice_view
+    assert volume.shape == (9, 48, 64)
+    assert view.slice_index == 4
+    np.testing.assert_array_equal(view._image.image, hu[4])
+    vascular = get_preset("vascular")
+    assert view.levels == (vascular.low, vascular.high)
+
+
+def test_keys_and_wheel_move_through_slices(qtbot, window, series) -> None:
+    _open(qtbot, window, series[0])
+    view = window.slice_view
+    view.setFocus()
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Up)
+    assert view.slice_index == 5
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Down)
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Down)
+    assert view.slice_index == 3
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_End)
+    assert view.slice_index == 8
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_PageDown)
+    assert view.slice_index == 0
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_PageUp)
+    assert view.slice_index == 8  # clamped at the top
+
+    viewport = view._graphics.viewport()
+    centre = QtCore.QPointF(viewport.width() / 2, viewport.height() / 2)
+    for delta in (-120, -120):
+        event = QtGui.QWheelEvent(
+            centre,
+            viewport.mapToGlobal(centre),
+            QtCore.QPoint(),
+            QtCore.QPoint(0, delta),
+            QtCore.Qt.MouseButton.NoButton,
+            QtCore.Qt.KeyboardModifier.NoModifier,
+            QtCore.Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
+        QtWidgets.QApplication.sendEvent(viewport, event)
+    assert view.slice_index == 6
+
+
+@pytest.mark.parametrize(
+    ("key", "preset"), [("2", "lung"), ("3", "mediastinal"), ("1", "vascular")]
+)
+def test_preset_keys_set_the_image_levels(qtbot, window, series, key: str, preset: str) -> None:
+    _open(qtbot, window, series[0])
+    window.activateWindow()
+    qtbot.keyClick(window.slice_view, key)
+    expected = (get_preset(preset).low, get_preset(preset).high)
+    assert window.slice_view.levels == expected
+    assert tuple(window.slice_view._image.levels) == pytest.approx(expected)
+
+
+def test_bad_folder_shows_an_error_and_the_app_stays_usable(
+    qtbot, window, series, tmp_path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    with qtbot.waitSignal(window.load_failed, timeout=LOAD_TIMEOUT_MS) as blocker:
+        window.open_path(empty)
+    assert str(empty) in blocker.args[0]
+    assert window.shown_errors == [blocker.args[0]]
+    volume = _open(qtbot, window, series[0])
+    assert volume.shape[0] == 9
+
+
+def test_reopening_cancels_the_running_load(qtbot, window, series, tmp_path) -> None:
+    big = tmp_path / "big"
+    write_series(big, ramp_volume((120, 256, 256)), description="BIG")
+    loaded: list[object] = []
+    window.volume_loaded.connect(loaded.append)
+    window.open_path(big)
+    volume = _open(qtbot, window, series[0])
+    assert volume.meta.description == "SYNTHETIC CTA"
+    qtbot.wait(200)
+    window.loader.wait()
+    qtbot.wait(50)
+    assert [v.meta.description for v in loaded] == ["SYNTHETIC CTA"]
+
+
+def test_a_folder_with_several_series_asks_which_one(qtbot, window, tmp_path, monkeypatch) -> None:
+    write_series(tmp_path / "two" / "a", ramp_volume((3, 16, 16)), description="THIN")
+    write_series(tmp_path / "two" / "b", ramp_volume((5, 16, 16)), description="THICK")
+    offered: list[list[str]] = []
+
+    def choose(_parent, _title, _label, items, current, _editable):
+        offered.append(items)
+        return items[current], True
+
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getItem", choose)
+    volume = _open(qtbot, window, tmp_path / "two")
+    assert volume.meta.description == "THICK"  # the longest series is offered first
+    assert len(offered[0]) == 2
+
+
+def test_screenshot_of_the_demo_is_not_blank(qtbot, tmp_path) -> None:
+    target = tmp_path / "demo.png"
+    assert main(["--demo", "--screenshot", str(target)]) == 0
+    from PySide6 import QtGui as gui
+
+    image = gui.QImage(str(target))
+    assert not image.isNull()
+    assert image.width() > 400
+    pixels = np.array(
+        [
+            image.pixelColor(x, y).value()
+            for x in range(0, image.width(), 7)
+            for y in range(0, image.height(), 7)
+        ]
+    )
+    assert pixels.std() > 20  # an image with content, not a flat fill
