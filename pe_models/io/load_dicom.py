@@ -168,7 +168,7 @@ def load_dicom_series(
     meta = VolumeMeta(
         series_uid=series.series_uid,
         study_uid=series.study_uid,
-        description=series.description,
+        description=series.description or series.path.name,
         modality=series.modality,
         contrast_agent=series.contrast_agent,
         contrast_hint=series.contrast_hint,
