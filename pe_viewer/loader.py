@@ -39,14 +39,12 @@ class _LoadTask(QtCore.QRunnable):
 
         try:
             found = io.scan(self.path)
-            if self.series_uid is not None:
-                found = [s for s in found if s.series_uid == self.series_uid] or found
-            if len(found) > 1:
-                self.signals.choose_series.emit(self.job, found)
-                return
+            series = io.choose_series(self.path, found, self.series_uid)
             volume = io.load_series(
-                found[0], progress=on_progress, should_cancel=self.cancel_event.is_set
+                series, progress=on_progress, should_cancel=self.cancel_event.is_set
             )
+        except io.MultipleSeriesError as several:
+            self.signals.choose_series.emit(self.job, list(several.series))
         except io.LoadCancelled:
             self.signals.cancelled.emit(self.job)
         except (io.StudyReadError, FileNotFoundError, PermissionError) as error:

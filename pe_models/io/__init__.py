@@ -46,6 +46,7 @@ __all__ = [
     "StudyReadError",
     "UnsupportedFileError",
     "UnsupportedTransferSyntaxError",
+    "choose_series",
     "load",
     "load_series",
     "scan",
@@ -96,19 +97,32 @@ def load(
     root = Path(path)
     if root.is_file() and is_image_file(root):
         return load_image_file(root)
-    found = scan(root)
+    chosen = choose_series(root, scan(root), series_uid)
+    return load_series(chosen, progress=progress, should_cancel=should_cancel)
+
+
+def choose_series(
+    path: str | os.PathLike[str], found: list[SeriesInfo], series_uid: str | None = None
+) -> SeriesInfo:
+    """The series to load from what :func:`scan` found.
+
+    With no ``series_uid``, the one loadable series is taken (a dose report or an MR series
+    beside a CT series needs no choice).
+
+    Raises
+    ------
+    MultipleSeriesError
+        Several loadable series and none chosen.
+    StudyReadError
+        ``series_uid`` is not among them.
+    """
     if series_uid is not None:
-        chosen = [s for s in found if s.series_uid == series_uid]
-        if not chosen:
-            raise (
-                MultipleSeriesError(root, found)
-                if len(found) > 1
-                else StudyReadError(
-                    root, f"has no series {series_uid}; found {found[0].series_uid}"
-                )
-            )
-    else:
-        chosen = found
-    if len(chosen) > 1:
-        raise MultipleSeriesError(root, chosen)
-    return load_series(chosen[0], progress=progress, should_cancel=should_cancel)
+        matching = [s for s in found if s.series_uid == series_uid]
+        if not matching:
+            listed = ", ".join(str(s.series_uid) for s in found)
+            raise StudyReadError(path, f"has no series {series_uid}; found {listed}")
+        return matching[0]
+    loadable = [s for s in found if s.problem is None]
+    if len(loadable) > 1:
+        raise MultipleSeriesError(path, found)
+    return (loadable or found)[0]

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from pe_models import io
 from pe_models.io import LoadProgress
+from pe_models.io.decode import _decode_with_gdcm, _decode_with_pydicom
 from pe_models.io.dicom_header import read_header, read_header_fast
 from tests.dicom_factory import CORONAL, SAGITTAL, ct_dataset, ramp_volume, write_series
 
@@ -121,6 +122,14 @@ def test_mixed_series_must_be_chosen_and_load_by_uid(tmp_path: Path) -> None:
     np.testing.assert_array_equal(io.load(tmp_path, "1.2.826.0.1.2").hu, hu_b)
 
 
+def test_the_one_ct_series_is_taken_when_an_mr_series_lies_beside_it(tmp_path: Path) -> None:
+    hu = ramp_volume((3, 8, 8))
+    write_series(tmp_path / "ct", hu)
+    write_series(tmp_path / "mr", ramp_volume((2, 8, 8)), modality="MR")
+    assert len(io.scan(tmp_path)) == 2
+    np.testing.assert_array_equal(io.load(tmp_path).hu, hu)
+
+
 def test_images_of_different_size_in_one_series_are_refused(tmp_path: Path) -> None:
     write_series(tmp_path, ramp_volume((3, 8, 8)), series_uid="1.2.3.4", study_uid="1.2")
     odd = ct_dataset(ramp_volume((1, 8, 10))[0], (0, 0, 99), series_uid="1.2.3.4", study_uid="1.2")
@@ -191,15 +200,19 @@ def test_cancel_stops_the_load(tmp_path: Path) -> None:
     assert 3 <= len(seen) < 40
 
 
-def test_rle_compressed_series_matches_uncompressed(tmp_path: Path) -> None:
-    hu = ramp_volume((3, 16, 16))
+@pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless, JPEG2000Lossless])
+def test_compressed_series_match_uncompressed(tmp_path: Path, syntax: str) -> None:
+    hu = ramp_volume((3, 64, 64))  # OpenJPEG needs at least 64 px for its default levels
     paths = write_series(tmp_path, hu)
     for path in paths:
         ds = pydicom.dcmread(path)
-        ds.compress(RLELossless)
+        ds.compress(syntax)
         ds.save_as(path)
-    assert io.scan(tmp_path)[0].transfer_syntaxes == (RLELossless,)
+    assert io.scan(tmp_path)[0].transfer_syntaxes == (syntax,)
     np.testing.assert_array_equal(io.load(tmp_path).hu, hu)
+    header = read_header(paths[0])
+    assert header is not None
+    np.testing.assert_array_equal(_decode_with_pydicom(header), _decode_with_gdcm(header))
 
 
 def test_dicomdir_lists_and_loads_its_series(tmp_path: Path) -> None:
