@@ -58,14 +58,21 @@ def _save_screenshot_when_done(
         app.exit(0 if ok and saved else 1)
 
     window.volume_loaded.connect(lambda _volume: save(True))
-    window.load_failed.connect(lambda message: (print(message, file=sys.stderr), save(False)))
+
+    def report_failure(message: str) -> None:
+        print(message, file=sys.stderr)
+        save(False)
+
+    window.load_failed.connect(report_failure)
     QtCore.QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: save(False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the viewer; returns the process exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    existing = QtWidgets.QApplication.instance()
+    app = existing if isinstance(existing, QtWidgets.QApplication) else None
+    app = app or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("PE Viewer")
     app.setStyle("Fusion")
     app.setPalette(dark_palette())

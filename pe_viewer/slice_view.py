@@ -194,11 +194,12 @@ class SliceViewWidget(QtWidgets.QWidget):
             key.Key_PageUp: self.PAGE_STEP,
             key.Key_PageDown: -self.PAGE_STEP,
         }
-        if event.key() in steps:
-            self.set_slice(self._z + steps[event.key()])
-        elif event.key() == key.Key_Home:
+        pressed = key(event.key())
+        if pressed in steps:
+            self.set_slice(self._z + steps[pressed])
+        elif pressed == key.Key_Home:
             self.set_slice(0)
-        elif event.key() == key.Key_End:
+        elif pressed == key.Key_End:
             self.set_slice(self._volume.shape[0] - 1)
         else:
             super().keyPressEvent(event)

@@ -7,4 +7,5 @@ export HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports
+.venv/bin/mypy
 .venv/bin/python -m pytest "$@"

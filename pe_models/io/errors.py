@@ -6,6 +6,7 @@ shows ``str(error)`` as it is.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ class StudyReadError(Exception):
         What is wrong, as a sentence fragment ("no pixel data").
     """
 
-    def __init__(self, path: str | Path, problem: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
@@ -72,7 +73,7 @@ class MultipleSeriesError(StudyReadError):
         The series found, so a caller can offer a choice.
     """
 
-    def __init__(self, path: str | Path, series: Sequence[SeriesInfo]) -> None:
+    def __init__(self, path: str | os.PathLike[str], series: Sequence[SeriesInfo]) -> None:
         self.series = tuple(series)
         listing = "; ".join(
             f"{s.series_uid} ({s.modality}, {s.n_images} images, '{s.description}')"
