@@ -171,7 +171,7 @@ def _table_top(hu_slice: np.ndarray) -> int:
     return min(found[0].start for found in below)
 
 
-def test_lung_crop_holds_both_lungs_and_leaves_out_the_table(midrc: Volume) -> None:
+def test_lung_crop_holds_both_lungs_and_leaves_out_table_and_arms(midrc: Volume) -> None:
     lungs = _reference_lungs(midrc.hu)
     for z, hu_slice in enumerate(midrc.hu):
         box = dynamic_lung_crop(hu_slice, midrc.spacing[1:])
@@ -181,4 +181,13 @@ def test_lung_crop_holds_both_lungs_and_leaves_out_the_table(midrc: Volume) -> N
         assert box.x0 < 256 < box.x1  # both sides of the midline
         table_top = _table_top(hu_slice)
         assert box.y1 <= table_top, f"slice {z}: crop reaches the table"
+        labels, _ = ndimage.label(hu_slice > -300)
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        others = np.flatnonzero(sizes > 500)
+        others = others[others != np.argmax(sizes)]  # arm, table parts: all but the trunk
+        assert len(others) >= 3
+        assert not box.apply(np.isin(labels, others)).any(), f"slice {z}: arm or table in crop"
+        assert box.x0 > 50, "left arm region in crop"
+        assert box.x1 < 512 - 50, "right arm region in crop"
         assert box.shape[0] * box.shape[1] < 0.45 * 512 * 512
