@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from pe_models.io.atomic import atomic_target
 from pe_models.io.errors import CorruptFileError, UnsupportedFileError
 from pe_models.io.geometry import orientation_name
 from pe_models.io.load_dicom import HU_MAX, HU_MIN, PADDING_MAX_HU
@@ -112,12 +112,7 @@ def write_image(array: np.ndarray, reference: Volume, path: str | os.PathLike[st
     """
     target = Path(path)
     suffix = "".join(target.suffixes[-2:]) if target.name.endswith(".gz") else target.suffix
-    handle, temporary = tempfile.mkstemp(suffix=suffix, dir=target.parent, prefix=".tmp-")
-    os.close(handle)
-    try:
-        sitk.WriteImage(to_sitk(array, reference), temporary, useCompression=True)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    image = to_sitk(array, reference)
+    with atomic_target(target, suffix=suffix) as temporary:
+        sitk.WriteImage(image, str(temporary), useCompression=True)
     return target

@@ -1,0 +1,33 @@
+"""Atomic file writes: a file appears complete under its final name, or not at all."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_target(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    target = Path(path)
+    handle, temporary = tempfile.mkstemp(suffix=suffix, dir=target.parent, prefix=".tmp-")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 text atomically; returns the path."""
+    with atomic_target(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
