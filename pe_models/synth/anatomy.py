@@ -59,23 +59,28 @@ class Anatomy:
     def cavity_semi_axes(self) -> tuple[float, float]:
         """Inner chest (inside the ribs) semi-axes in x and y."""
         wall = self.fat_mm + self.muscle_mm + 6.0
-        return self.body_semi_axes[0] - wall, self.body_semi_axes[1] - wall
+        return self.body_semi_axes[0] - wall, self.body_semi_axes[1] - wall - 6.0
 
     def cavity_scale(self, z: float) -> float:
         """Lateral size of the chest cavity at height ``z`` relative to its widest (the base)."""
         span = max(self.z_apex - max(self.z_dome_right, self.z_dome_left), 1.0)
-        return 0.8 + 0.2 * float(np.clip((self.z_apex - z) / span, 0.0, 1.0))
+        return 0.8 + 0.2 * float(np.sin(np.pi / 2 * np.clip((self.z_apex - z) / span, 0.0, 1.0)))
 
-    def lung_mask_2d(self, x: np.ndarray, y: np.ndarray, z: float) -> np.ndarray:
-        """Where the lungs are on the axial plane at height ``z`` (x, y broadcast, mm)."""
+    def lung_mask_2d(
+        self, x: np.ndarray, y: np.ndarray, z: float, diaphragm: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Where the lungs are on the axial plane at height ``z`` (x, y broadcast, mm).
+
+        ``diaphragm`` may pass ``diaphragm_z(x, y)`` when it was computed already.
+        """
         taper = np.sqrt(np.clip((self.z_apex - z) / 45.0, 0.0, 1.0))
         if taper <= 0:
             return np.zeros(np.broadcast_shapes(x.shape, y.shape), dtype=bool)
         cax, cay = self.cavity_semi_axes
         cax *= self.cavity_scale(z)
         yc = self.cavity_centre_y
-        in_cavity = (x / (cax * (0.55 + 0.45 * taper))) ** 2 + (
-            (y - yc) / (cay * (0.6 + 0.4 * taper))
+        in_cavity = (x / (cax * (0.3 + 0.7 * taper))) ** 2 + (
+            (y - yc) / (cay * (0.45 + 0.55 * taper))
         ) ** 2 < 1
         # Mediastinum: a smooth band, widest anteriorly, around the midline.
         half_width = 26.0 + 10.0 * np.clip((yc - y) / cay, 0.0, 1.0)
@@ -86,7 +91,9 @@ class Anatomy:
         heart = ((x - hx) / (ax + 8)) ** 2 + ((y - hy) / (ay + 8)) ** 2 + (
             (z - hz) / (az + 8)
         ) ** 2 < 1
-        return in_cavity & ~mediastinum & ~spine & ~heart & (z > self.diaphragm_z(x, y))
+        if diaphragm is None:
+            diaphragm = self.diaphragm_z(x, y)
+        return in_cavity & ~mediastinum & ~spine & ~heart & (z > diaphragm)
 
     def diaphragm_z(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Height of the diaphragm (mm) under each (x, y): two domes, deep recesses at the rim."""
@@ -157,14 +164,14 @@ def sample_anatomy(rng: np.random.Generator, *, contrast: bool = True) -> Anatom
     }
     return Anatomy(
         body_semi_axes=(rng.uniform(150, 175) * size, rng.uniform(100, 120) * size),
-        fat_mm=rng.uniform(8, 28) * size,
-        muscle_mm=rng.uniform(8, 14),
+        fat_mm=rng.uniform(6, 22) * size,
+        muscle_mm=rng.uniform(4, 8),
         cavity_centre_y=rng.uniform(0, 10),
         z_apex=rng.uniform(115, 140) * size,
         z_dome_right=rng.uniform(-125, -100) * size,
         z_dome_left=rng.uniform(-140, -115) * size,
         heart_centre=(rng.uniform(15, 30), rng.uniform(-35, -20), rng.uniform(-85, -65) * size),
-        heart_semi_axes=tuple(rng.uniform(0.9, 1.1) * np.array([62.0, 48.0, 50.0]) * size),
+        heart_semi_axes=tuple(rng.uniform(0.9, 1.1) * np.array([56.0, 44.0, 48.0]) * size),
         spine_y=rng.uniform(55, 70) * size,
         contrast=contrast,
         hu={int(k): float(v) for k, v in hu.items()},
@@ -187,7 +194,9 @@ def body_masks_2d(
     cax *= anatomy.cavity_scale(z)
     cavity = (x / cax) ** 2 + ((y - anatomy.cavity_centre_y) / cay) ** 2 < 1
     paraspinal = ((np.abs(x) - 38.0) / 32.0) ** 2 + ((y - anatomy.spine_y - 30.0) / 24.0) ** 2 < 1
-    return body, muscle | (paraspinal & body), cavity
+    pectoral_y = -ay + anatomy.fat_mm + 8.0
+    pectoral = ((np.abs(x) - 0.38 * ax) / (0.33 * ax)) ** 2 + ((y - pectoral_y) / 9.0) ** 2 < 1
+    return body, muscle | ((paraspinal | pectoral) & body), cavity
 
 
 def paint_trunk(labels: np.ndarray, grid: Grid, anatomy: Anatomy) -> np.ndarray:
@@ -213,7 +222,7 @@ def paint_trunk(labels: np.ndarray, grid: Grid, anatomy: Anatomy) -> np.ndarray:
         abdomen = cavity & (z <= diaphragm)  # liver on the right, spleen on the left
         plane[abdomen & liver_side] = Tissue.LIVER
         plane[abdomen & ~liver_side] = Tissue.SPLEEN
-        lung = anatomy.lung_mask_2d(x, y, float(z))
+        lung = anatomy.lung_mask_2d(x, y, float(z), diaphragm)
         plane[lung] = Tissue.LUNG
         lungs[k] = lung
     return lungs

@@ -7,6 +7,7 @@ with z = 0 at the carina. Arrays are indexed (z, y, x).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -29,10 +30,17 @@ class Grid:
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float]
 
+    @cached_property
+    def _axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(  # type: ignore[return-value]
+            self.origin[2 - axis]
+            + np.arange(self.shape[axis], dtype=np.float32) * self.spacing[axis]
+            for axis in range(3)
+        )
+
     def axis_mm(self, axis: int) -> np.ndarray:
-        """Coordinates in mm along array axis 0 (z), 1 (y) or 2 (x)."""
-        start = self.origin[2 - axis]
-        return start + np.arange(self.shape[axis], dtype=np.float32) * self.spacing[axis]
+        """Coordinates in mm along array axis 0 (z), 1 (y) or 2 (x); do not modify."""
+        return self._axes[axis]
 
     def index_range(self, axis: int, low_mm: float, high_mm: float) -> slice:
         """Indices along ``axis`` whose centres lie in [low_mm, high_mm], as a slice."""

@@ -26,10 +26,14 @@ FUMPE_CLOT_VOLUME_ML_MEDIAN = 1.07
 FUMPE_CLOT_VOLUME_LOG_SD = 1.9
 """Log-normal clot volume: ln-quartiles of FUMPE are ±1.3 around the median (σ ≈ 1.9)."""
 
-CLOT_LEVEL_WEIGHTS = {0: 0.15, 1: 0.3, 2: 0.35, 3: 0.2}
-"""Central (trunk / main), lobar, segmental and subsegmental clots."""
+CLOT_LEVEL_WEIGHTS = {0: 0.3, 1: 0.35, 2: 0.25, 3: 0.1}
+"""Central (trunk / main), lobar, segmental and subsegmental clots. Weighted towards large
+arteries because FUMPE's clot cross-sections (median 67 mm²) are mostly central and lobar."""
 
 CLOT_SHAPES = ("polo_mint", "eccentric", "occlusive")
+
+MAX_CLOT_LENGTH_MM = 150.0
+"""Longest clot followed down the tree (FUMPE's 95th percentile z extent is 88 mm)."""
 
 
 @dataclass(frozen=True)
@@ -44,35 +48,90 @@ class Clot:
     volume_ml: float
 
 
-def _clot_field(
-    grid: Grid, segment: Segment, shape: str, t0: float, t1: float, rng: np.random.Generator
-):
-    field = tube_field(grid, segment)
-    if field is None:
-        return None
-    span = max(t1 - t0, 1e-3)
-    along = np.clip(1 - ((field.t - (t0 + t1) / 2) / (span / 2)) ** 2, 0, 1)  # cigar ends
-    taper = np.sqrt(along)
-    if shape == "occlusive":
-        inside = field.distance <= field.radius * np.maximum(taper, 0.0) + 1e-6
-        inside &= along > 0
-    elif shape == "polo_mint":
-        inside = field.distance <= field.radius * rng.uniform(0.5, 0.7) * taper
-    else:  # eccentric: a mural clot against one side of the wall
-        direction = segment.end - segment.start
-        random = rng.normal(size=3)
-        wall = random - (random @ direction) / (direction @ direction) * direction
-        wall = (wall / np.linalg.norm(wall)).astype(np.float32)
-        centre = field.radius * 0.55
-        shifted = field.offset - wall[:, None, None, None] * centre
-        inside = np.sqrt((shifted**2).sum(axis=0)) <= field.radius * 0.65 * taper
-    return field.slices, inside & field.inside & (along > 0)
+@dataclass(frozen=True)
+class _ClotPath:
+    """Where a clot runs: consecutive arteries downstream, and its shape parameters."""
+
+    pieces: list[tuple[Segment, float, float, float]]  # segment, t0, t1, arc length at t0
+    length: float
+    shape: str
+    lumen_fraction: float
+    wall: np.ndarray
+
+
+def _downstream_path(
+    arteries: tuple[Segment, ...],
+    children: dict[int, list[int]],
+    index: int,
+    t0: float,
+    volume_mm3: float,
+    lumen_fraction: float,
+    min_radius: float,
+) -> list[tuple[Segment, float, float, float]]:
+    """Follow the larger daughter from ``arteries[index]`` until the clot volume is used up.
+
+    Returns (segment, t0, t1, arc length at t0) pieces; the cigar taper keeps ~2/3 of a
+    cylinder, which the volume per mm accounts for.
+    """
+    pieces = []
+    covered = 0.0
+    remaining = volume_mm3
+    while remaining > 0 and covered < MAX_CLOT_LENGTH_MM:
+        segment = arteries[index]
+        radius = (segment.radius0 + segment.radius1) / 2 * lumen_fraction
+        per_mm = np.pi * radius**2 * 0.67
+        available = (1.0 - t0) * segment.length
+        used = min(available, remaining / per_mm, MAX_CLOT_LENGTH_MM - covered)
+        t1 = t0 + used / segment.length
+        pieces.append((segment, t0, t1, covered))
+        covered += used
+        remaining -= used * per_mm
+        following = [i for i in children.get(index, []) if arteries[i].radius0 >= min_radius]
+        if used < available or not following:
+            break
+        index, t0 = max(following, key=lambda i: arteries[i].radius0), 0.0
+    return pieces
+
+
+def _paint_clot(grid: Grid, mask: np.ndarray, path: _ClotPath) -> int:
+    """Paint a cigar-shaped clot along its path into ``mask``; returns voxels painted."""
+    painted = 0
+    for segment, t0, t1, arc0 in path.pieces:
+        field = tube_field(grid, segment)
+        if field is None:
+            continue
+        arc = arc0 + (field.t - t0) * segment.length
+        within = (field.t >= t0) & (field.t <= t1)
+        along = np.clip(1 - ((arc - path.length / 2) / (path.length / 2)) ** 2, 0, 1)
+        taper = np.sqrt(along)
+        if path.shape == "eccentric":  # a mural clot against one side of the wall
+            direction = (segment.end - segment.start) / segment.length
+            wall = path.wall - (path.wall @ direction) * direction
+            wall = (wall / max(float(np.linalg.norm(wall)), 1e-6)).astype(np.float32)
+            shifted = field.offset - wall[:, None, None, None] * field.radius * 0.55
+            inside = np.sqrt((shifted**2).sum(axis=0)) <= field.radius * 0.65 * taper
+        else:  # occlusive fills the lumen; polo mint leaves a rim of contrast around it
+            inside = field.distance <= field.radius * path.lumen_fraction * taper
+        inside &= field.inside & within & (along > 0)
+        mask[field.slices] |= inside
+        painted += int(inside.sum())
+    return painted
+
+
+def _children(arteries: tuple[Segment, ...]) -> dict[int, list[int]]:
+    starts: dict[tuple[float, ...], list[int]] = {}
+    for i, segment in enumerate(arteries):
+        starts.setdefault(tuple(np.round(segment.start, 3)), []).append(i)
+    return {i: starts.get(tuple(np.round(s.end, 3)), []) for i, s in enumerate(arteries)}
 
 
 def place_clots(
     rng: np.random.Generator, grid: Grid, arteries: tuple[Segment, ...], min_radius_mm: float
 ) -> tuple[np.ndarray, list[Clot]]:
     """Put 1-6 emboli into arteries large enough to show them.
+
+    A clot's volume is drawn from FUMPE's distribution; it runs downstream through the larger
+    daughter branches until that volume fits, tapering at both ends.
 
     Returns
     -------
@@ -81,10 +140,12 @@ def place_clots(
     """
     mask = np.zeros(grid.shape, dtype=bool)
     clots: list[Clot] = []
+    children = _children(arteries)
     n_clots = int(rng.choice(FUMPE_CLOTS_PER_PATIENT))
     clot_hu = float(rng.uniform(20, 70))  # one clot age, one attenuation, per study
     levels = np.array(list(CLOT_LEVEL_WEIGHTS))
     weights = np.array(list(CLOT_LEVEL_WEIGHTS.values()))
+    voxel_ml = float(np.prod(grid.spacing)) / 1000
     for _ in range(n_clots * 4):  # some draws find no suitable artery; try again
         if len(clots) == n_clots:
             break
@@ -99,21 +160,23 @@ def place_clots(
         index = int(rng.choice(candidates))
         segment = arteries[index]
         shape = "occlusive" if level >= 2 and rng.random() < 0.6 else str(rng.choice(CLOT_SHAPES))
+        lumen_fraction = {"occlusive": 1.0, "polo_mint": rng.uniform(0.5, 0.7), "eccentric": 0.55}[
+            shape
+        ]
         volume_ml = float(
             np.exp(rng.normal(np.log(FUMPE_CLOT_VOLUME_ML_MEDIAN), FUMPE_CLOT_VOLUME_LOG_SD))
         )
-        filled_fraction = {"occlusive": 0.67, "polo_mint": 0.25, "eccentric": 0.3}[shape]
-        area = np.pi * segment.radius0**2 * filled_fraction
-        length = np.clip(volume_ml * 1000 / area, 6.0, segment.length)
-        t0 = rng.uniform(0, 1 - length / segment.length)
-        painted = _clot_field(grid, segment, shape, t0, t0 + length / segment.length, rng)
-        if painted is None or not painted[1].any():
+        t0 = float(rng.uniform(0, 0.5))
+        pieces = _downstream_path(
+            arteries, children, index, t0, volume_ml * 1000, lumen_fraction, min_radius_mm
+        )
+        covered = sum((t1 - ta) * s.length for s, ta, t1, _ in pieces)
+        path = _ClotPath(pieces, covered, shape, lumen_fraction, rng.normal(size=3))
+        before = int(mask.sum())
+        if _paint_clot(grid, mask, path) == 0:
             continue
-        slices, inside = painted
-        mask[slices] |= inside
-        voxel_ml = float(np.prod(grid.spacing)) / 1000
         clots.append(
-            Clot(index, level, segment.side, shape, clot_hu, float(inside.sum() * voxel_ml))
+            Clot(index, level, segment.side, shape, clot_hu, (int(mask.sum()) - before) * voxel_ml)
         )
     return mask, clots
 
@@ -130,17 +193,20 @@ class Lesion:
 OTHER_DISEASES = ("consolidation", "ground_glass", "nodule", "effusion", "emphysema")
 
 
-def _random_lung_point(
-    rng: np.random.Generator, lungs: np.ndarray, grid: Grid, *, posterior: bool = False
-) -> np.ndarray:
-    z, y, x = np.nonzero(lungs[:, ::4, ::4])
-    if posterior:
-        keep = y > np.percentile(y, 60)
-        z, y, x = z[keep], y[keep], x[keep]
-    pick = int(rng.integers(len(z)))
-    return np.array(
-        [grid.axis_mm(2)[x[pick] * 4], grid.axis_mm(1)[y[pick] * 4], grid.axis_mm(0)[z[pick]]]
-    )
+class _LungSampler:
+    """Random points inside the lungs (from a subsampled lung mask, computed once)."""
+
+    def __init__(self, lungs: np.ndarray, grid: Grid, stride: int = 4) -> None:
+        z, y, x = np.nonzero(lungs[:, ::stride, ::stride])
+        self._points = np.stack(
+            [grid.axis_mm(2)[x * stride], grid.axis_mm(1)[y * stride], grid.axis_mm(0)[z]], axis=1
+        )
+
+    def __call__(self, rng: np.random.Generator, *, posterior: bool = False) -> np.ndarray:
+        points = self._points
+        if posterior:  # dependent lung, where consolidation collects
+            points = points[points[:, 1] > np.percentile(points[:, 1], 60)]
+        return points[int(rng.integers(len(points)))]
 
 
 def place_other_disease(
@@ -162,7 +228,10 @@ def place_other_disease(
     union = np.zeros(grid.shape, dtype=bool)
     lesions: list[Lesion] = []
     masks: list[np.ndarray] = []
+    if not kinds:
+        return union, lesions, masks
     lung_tissue = labels == Tissue.LUNG
+    random_lung_point = _LungSampler(lungs, grid)
     for kind in kinds:
         blob = np.zeros(grid.shape, dtype=bool)
         if kind == "effusion":
@@ -178,12 +247,12 @@ def place_other_disease(
         elif kind == "emphysema":
             hu = rng.uniform(-1000, -970)
             for _ in range(int(rng.integers(15, 40))):
-                centre = _random_lung_point(rng, lungs, grid)
+                centre = random_lung_point(rng)
                 found = ellipsoid(grid, centre, np.full(3, rng.uniform(2.0, 7.0)))
                 if found is not None:
                     blob[found[0]] |= found[1]
         else:
-            centre = _random_lung_point(rng, lungs, grid, posterior=kind == "consolidation")
+            centre = random_lung_point(rng, posterior=kind == "consolidation")
             if kind == "nodule":
                 hu, parts, size = rng.uniform(25, 60), 2, rng.uniform(4, 18)
             elif kind == "consolidation":

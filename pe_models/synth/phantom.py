@@ -150,7 +150,7 @@ def generate_phantom(
     lungs = paint_trunk(labels, grid, anatomy)
     paint_heart(labels, grid, anatomy)
     paint_bones(labels, grid, anatomy, rng)
-    vessels = build_vessels(rng, anatomy, min_radius=max(0.7, 0.6 * pixel))
+    vessels = build_vessels(rng, anatomy, min_radius=max(0.4, 0.6 * pixel))
     arteries = paint_vessels(labels, grid, vessels)
     paint_table(labels, grid, anatomy)
 

@@ -118,15 +118,21 @@ def render(
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         list(pool.map(render_slab, range(len(chunks))))
 
-    blurred = hu * Z_BLUR_KERNEL[1]  # slice profile across neighbours, edges repeated
-    blurred[1:] += Z_BLUR_KERNEL[0] * hu[:-1]
-    blurred[:1] += Z_BLUR_KERNEL[0] * hu[:1]
-    blurred[:-1] += Z_BLUR_KERNEL[2] * hu[1:]
-    blurred[-1:] += Z_BLUR_KERNEL[2] * hu[-1:]
-
     x = grid.axis_mm(2)[None, :]
     outside = x**2 + grid.axis_mm(1)[:, None] ** 2 > fov_radius_mm**2
-    blurred[:, outside] = -1024
-    np.rint(blurred, out=blurred)
-    np.clip(blurred, -1024, 3071, out=blurred)
-    return blurred.astype(np.int16)
+    out = np.empty(grid.shape, dtype=np.int16)
+
+    def finish_slab(index: int) -> None:
+        """Slice profile across neighbours (edges repeated), FOV circle, rounding to int16."""
+        lo, hi = int(chunks[index][0]), int(chunks[index][-1]) + 1
+        below = hu[np.arange(lo - 1, hi - 1).clip(0)]
+        above = hu[np.arange(lo + 1, hi + 1).clip(max=grid.shape[0] - 1)]
+        slab = hu[lo:hi] * Z_BLUR_KERNEL[1] + below * Z_BLUR_KERNEL[0] + above * Z_BLUR_KERNEL[2]
+        slab[:, outside] = -1024
+        np.rint(slab, out=slab)
+        np.clip(slab, -1024, 3071, out=slab)
+        out[lo:hi] = slab
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(finish_slab, range(len(chunks))))
+    return out

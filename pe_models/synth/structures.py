@@ -143,13 +143,34 @@ def build_vessels(rng: np.random.Generator, anatomy: Anatomy, *, min_radius: flo
         aorta_r,
         aorta_r * 0.8,
     )
+    esophagus = Segment(
+        np.array([6.0, y_trachea + 15, 400.0]), np.array([12.0, y_trachea + 18, -400.0]), 7.5, 7.5
+    )
+    arch_top = np.array([12.0, y_trachea - 28, 50.0])
+    supra_aortic = [
+        Segment(
+            arch_top + np.array([-14.0, -6.0, 0.0]),
+            np.array([-20.0, y_trachea - 32, 400.0]),
+            6.5,
+            6.0,
+        ),
+        Segment(arch_top, np.array([8.0, y_trachea - 28, 400.0]), 4.0, 4.0),
+        Segment(
+            arch_top + np.array([12.0, 8.0, 0.0]), np.array([30.0, y_trachea - 12, 400.0]), 5.0, 5.0
+        ),
+    ]
+    left_brachiocephalic_vein = Segment(
+        np.array([60.0, y_trachea - 40, 62.0]), np.array([-28.0, y_trachea - 30, 52.0]), 6.0, 7.0
+    )
     svc = _polyline(
         [(-28, y_trachea - 30, 400), (-26, y_trachea - 32, 10), (-22, hy - 5, hz + 0.8 * az)],
         10,
         11,
     )
-    systemic = tuple((s, Tissue.LEFT_BLOOD) for s in aorta) + tuple(
-        (s, Tissue.SVC_BLOOD) for s in svc
+    systemic = (
+        (esophagus, Tissue.MUSCLE),
+        *tuple((s, Tissue.LEFT_BLOOD) for s in (*aorta, *supra_aortic)),
+        *tuple((s, Tissue.SVC_BLOOD) for s in (*svc, left_brachiocephalic_vein)),
     )
     return VesselSet(tuple(arteries), tuple(veins), tuple(airways), systemic)
 
@@ -191,8 +212,8 @@ def paint_bones(labels: np.ndarray, grid: Grid, anatomy: Anatomy, rng: np.random
     disc_phase = rng.uniform(0, 28)
     _ax, ay = anatomy.body_semi_axes
     sternum_front = -(ay - anatomy.fat_mm) + 2.0
-    sternum = (np.abs(x) < 15.0) & (y > sternum_front) & (y < sternum_front + 11.0)
-    sternum_marrow = (np.abs(x) < 12.0) & (y > sternum_front + 2.0) & (y < sternum_front + 9.0)
+    sternum = (x / 16.0) ** 2 + ((y - sternum_front - 6.0) / 6.0) ** 2 < 1
+    sternum_marrow = (x / 13.5) ** 2 + ((y - sternum_front - 6.0) / 3.8) ** 2 < 1
     sternum_z = (anatomy.heart_centre[2] - 0.8 * anatomy.heart_semi_axes[2], anatomy.z_apex - 25.0)
     for k, z in enumerate(grid.axis_mm(0)):
         plane = labels[k]

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from pe_models.synth.grid import Segment
-
-MURRAY_RATIO = 2 ** (-1 / 3)
-"""Radius ratio of two equal daughters under Murray's law (r³ = r1³ + r2³)."""
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -35,13 +32,13 @@ def grow_tree(
     inside: Callable[[np.ndarray], bool],
     pull_towards: np.ndarray,
     min_radius: float,
-    max_segments: int = 2000,
+    max_segments: int = 1400,
 ) -> list[Segment]:
     """Grow a bifurcating tree whose branches stay inside ``inside``.
 
-    Each branch is 6-10 radii long and splits into two daughters whose radii follow
-    Murray's law with some asymmetry, turning 20-55° away from the parent; branches are pulled
-    gently towards ``pull_towards`` (the lung's centre) so they fan out through the lung.
+    Each branch is 4-7 radii long and ends in a main daughter that carries on nearly straight
+    and barely thinner, and a side branch turning 35-65° away; their radii obey Murray's law.
+    Branches that would leave the lung are shortened or bent towards ``pull_towards``.
 
     Parameters
     ----------
@@ -66,17 +63,19 @@ def grow_tree(
     pull_weight = 0.08  # mostly free: branches fill the lung out to the pleura
     while queue and len(segments) < max_segments:
         origin, heading, r, generation = queue.popleft()
-        length = r * rng.uniform(6.0, 10.0) + 3.0
+        length = r * rng.uniform(4.0, 7.0) + 3.0
         end = _fit_inside(rng, origin, heading, length, inside, pull_towards)
         if end is None:
             continue
         heading = _unit(end - origin)
-        r_end = r * 0.92
+        r_end = r * 0.95
         segments.append(Segment(origin, end, r, r_end, generation, side))
-        big = r_end * MURRAY_RATIO * rng.uniform(1.0, 1.12)
+        # Monopodial: the main branch carries on barely thinner and gives off a side branch,
+        # the two together obeying Murray's law (r³ = r_main³ + r_side³).
+        big = r_end * rng.uniform(0.85, 0.93)
         small = (max(r_end**3 - big**3, (0.35 * r_end) ** 3)) ** (1 / 3)
         pull = _unit(pull_towards - end)
-        for child_radius, angle in ((big, rng.uniform(0.35, 0.6)), (small, rng.uniform(0.6, 0.95))):
+        for child_radius, angle in ((big, rng.uniform(0.1, 0.35)), (small, rng.uniform(0.6, 1.1))):
             if child_radius >= min_radius:
                 child_heading = _unit(_turn(heading, angle, rng) + pull_weight * pull)
                 queue.append((end, child_heading, child_radius, generation + 1))
@@ -93,8 +92,15 @@ def _fit_inside(
 ) -> np.ndarray | None:
     """End point of a branch that stays in the lung: shorten it, then bend it inwards."""
     inward = _unit(pull_towards - origin)
-    for bend in (0.0, 0.5, 1.0, 2.0):
-        direction = _unit(heading + bend * inward) if bend else heading
+
+    def candidates() -> Iterator[np.ndarray]:  # cheapest first, made only when needed
+        yield heading
+        for bend in (0.5, 1.0, 2.0):
+            yield _unit(heading + bend * inward)
+        for _ in range(3):
+            yield _turn(heading, rng.uniform(0.3, 1.2), rng)
+
+    for direction in candidates():
         for shrink in (1.0, 0.6, 0.35):
             end = origin + direction * length * shrink
             if inside(end):
