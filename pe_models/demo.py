@@ -1,24 +1,44 @@
-"""The study the viewer opens with ``--demo``."""
+"""The study the viewer opens with ``--demo``: a synthetic CTPA phantom with known emboli."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from pydicom.data import get_testdata_file
+from pe_models.synth.phantom import generate_phantom
+from pe_models.synth.writers import write_study
+
+DEMO_SEED = 2
+"""Seed of the demo phantom: central, lobar and segmental emboli on both sides and an effusion."""
+
+PHANTOM_VERSION = 1
+"""Bump when the generator changes, so cached demo studies are made again."""
+
+CACHE_ENV = "PE_VIEWER_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where generated studies are kept: ``$PE_VIEWER_CACHE``, else the user cache folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pe-viewer"
 
 
 def demo_study_path() -> Path:
-    """A real CT image that ships inside the pydicom wheel (MIT licence), read offline.
+    """The DICOM folder of the demo phantom, written on first use (about 10 s) and cached.
 
-    It is one 128 × 128 slice; the synthetic CTPA phantom with known PE takes its place once
-    the phantom generator exists.
-
-    Raises
-    ------
-    FileNotFoundError
-        The pydicom installation lacks its bundled test file.
+    Returns
+    -------
+    Path
+        A folder of CT Image Storage files; its labels and masks lie beside it.
     """
-    path = get_testdata_file("CT_small.dcm", download=False)
-    if path is None:
-        raise FileNotFoundError("pydicom's bundled CT_small.dcm is missing from this install")
-    return Path(path)
+    folder = cache_dir() / f"demo-phantom-v{PHANTOM_VERSION}-seed{DEMO_SEED}"
+    if not (folder / "dicom").is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            write_study(generate_phantom(DEMO_SEED, "pe", "full"), folder)
+        except (FileExistsError, OSError):
+            if not (folder / "dicom").is_dir():  # not another process that got there first
+                raise
+    return folder / "dicom"

@@ -9,6 +9,13 @@ import numpy as np
 
 from pe_models.synth.grid import Grid
 
+SKIN_MM = 2.0
+"""Thickness of the skin over the subcutaneous fat."""
+
+CHEST_SHAPE_EXPONENT = 2.4
+"""Superellipse exponent of the body and chest cavity outlines: a chest is boxier than an
+ellipse (2)."""
+
 
 class Tissue(IntEnum):
     """Tissue label of a phantom voxel."""
@@ -31,6 +38,7 @@ class Tissue(IntEnum):
     TABLE = 15
     CSF = 16
     DISC = 17
+    SKIN = 18
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,11 @@ class Anatomy:
         cax, cay = self.cavity_semi_axes
         cax *= self.cavity_scale(z)
         yc = self.cavity_centre_y
-        in_cavity = (x / (cax * (0.3 + 0.7 * taper))) ** 2 + (
-            (y - yc) / (cay * (0.45 + 0.55 * taper))
-        ) ** 2 < 1
+        in_cavity = (
+            np.abs(x / (cax * (0.3 + 0.7 * taper))) ** CHEST_SHAPE_EXPONENT
+            + np.abs((y - yc) / (cay * (0.45 + 0.55 * taper))) ** CHEST_SHAPE_EXPONENT
+            < 1
+        )
         # Mediastinum: a smooth band, widest anteriorly, around the midline.
         half_width = 26.0 + 10.0 * np.clip((yc - y) / cay, 0.0, 1.0)
         mediastinum = ((x - 6.0) / half_width) ** 2 + ((y - yc + 0.1 * cay) / (1.05 * cay)) ** 4 < 1
@@ -161,6 +171,7 @@ def sample_anatomy(rng: np.random.Generator, *, contrast: bool = True) -> Anatom
         Tissue.TABLE: rng.uniform(150, 300),
         Tissue.CSF: rng.uniform(5, 15),
         Tissue.DISC: rng.uniform(70, 100),
+        Tissue.SKIN: rng.uniform(30, 60),
     }
     return Anatomy(
         body_semi_axes=(rng.uniform(150, 175) * size, rng.uniform(100, 120) * size),
@@ -183,20 +194,23 @@ def sample_anatomy(rng: np.random.Generator, *, contrast: bool = True) -> Anatom
 def body_masks_2d(
     anatomy: Anatomy, x: np.ndarray, y: np.ndarray, z: float
 ) -> tuple[np.ndarray, ...]:
-    """Body, inner edge of the subcutaneous fat, and chest cavity on an axial plane (bool)."""
+    """Body, skin, muscle (inside the subcutaneous fat) and chest cavity on a plane (bool)."""
     ax, ay = anatomy.body_semi_axes
     ax *= 0.9 + 0.1 * anatomy.cavity_scale(z) / 1.0
     back = np.where(y > 0, 0.92, 1.0)  # the back is flatter than the front
-    body = (x / ax) ** 2 + (y / (ay * back)) ** 2 < 1
+    p = CHEST_SHAPE_EXPONENT
+    outline = np.abs(x / ax) ** p + np.abs(y / (ay * back)) ** p
+    body = outline < 1
+    skin = body & (outline > (1 - SKIN_MM / ay) ** p)
     inner = anatomy.fat_mm
-    muscle = (x / (ax - inner)) ** 2 + (y / (ay * back - inner)) ** 2 < 1
+    muscle = np.abs(x / (ax - inner)) ** p + np.abs(y / (ay * back - inner)) ** p < 1
     cax, cay = anatomy.cavity_semi_axes
     cax *= anatomy.cavity_scale(z)
-    cavity = (x / cax) ** 2 + ((y - anatomy.cavity_centre_y) / cay) ** 2 < 1
+    cavity = np.abs(x / cax) ** p + np.abs((y - anatomy.cavity_centre_y) / cay) ** p < 1
     paraspinal = ((np.abs(x) - 38.0) / 32.0) ** 2 + ((y - anatomy.spine_y - 30.0) / 24.0) ** 2 < 1
     pectoral_y = -ay + anatomy.fat_mm + 8.0
     pectoral = ((np.abs(x) - 0.38 * ax) / (0.33 * ax)) ** 2 + ((y - pectoral_y) / 9.0) ** 2 < 1
-    return body, muscle | ((paraspinal | pectoral) & body), cavity
+    return body, skin, muscle | ((paraspinal | pectoral) & body), cavity
 
 
 def paint_trunk(labels: np.ndarray, grid: Grid, anatomy: Anatomy) -> np.ndarray:
@@ -214,9 +228,10 @@ def paint_trunk(labels: np.ndarray, grid: Grid, anatomy: Anatomy) -> np.ndarray:
     diaphragm = anatomy.diaphragm_z(x, y)
     liver_side = x < 0.15 * cax
     for k, z in enumerate(grid.axis_mm(0)):
-        body, muscle, cavity = body_masks_2d(anatomy, x, y, float(z))
+        body, skin, muscle, cavity = body_masks_2d(anatomy, x, y, float(z))
         plane = labels[k]
         plane[body] = Tissue.FAT
+        plane[skin] = Tissue.SKIN
         plane[muscle] = Tissue.MUSCLE
         plane[cavity] = Tissue.FAT
         abdomen = cavity & (z <= diaphragm)  # liver on the right, spleen on the left

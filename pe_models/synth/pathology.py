@@ -70,7 +70,7 @@ def _downstream_path(
 ) -> list[tuple[Segment, float, float, float]]:
     """Follow the larger daughter from ``arteries[index]`` until the clot volume is used up.
 
-    Returns (segment, t0, t1, arc length at t0) pieces; the cigar taper keeps ~2/3 of a
+    Returns (segment, t0, t1, arc length at t0) pieces; the blunt taper keeps ~85 % of a
     cylinder, which the volume per mm accounts for.
     """
     pieces = []
@@ -79,7 +79,7 @@ def _downstream_path(
     while remaining > 0 and covered < MAX_CLOT_LENGTH_MM:
         segment = arteries[index]
         radius = (segment.radius0 + segment.radius1) / 2 * lumen_fraction
-        per_mm = np.pi * radius**2 * 0.67
+        per_mm = np.pi * radius**2 * 0.85
         available = (1.0 - t0) * segment.length
         used = min(available, remaining / per_mm, MAX_CLOT_LENGTH_MM - covered)
         t1 = t0 + used / segment.length
@@ -103,7 +103,7 @@ def _paint_clot(grid: Grid, mask: np.ndarray, path: _ClotPath) -> int:
         arc = arc0 + (field.t - t0) * segment.length
         within = (field.t >= t0) & (field.t <= t1)
         along = np.clip(1 - ((arc - path.length / 2) / (path.length / 2)) ** 2, 0, 1)
-        taper = np.sqrt(along)
+        taper = along**0.25  # blunt, rounded ends: most of the clot fills its lumen share
         if path.shape == "eccentric":  # a mural clot against one side of the wall
             direction = (segment.end - segment.start) / segment.length
             wall = path.wall - (path.wall @ direction) * direction
@@ -268,6 +268,6 @@ def place_other_disease(
         if not blob.any():
             continue
         union |= blob
-        lesions.append(Lesion(kind, float(hu), len(masks)))
+        lesions.append(Lesion(str(kind), float(hu), len(masks)))
         masks.append(blob)
     return union, lesions, masks

@@ -221,7 +221,7 @@ def paint_bones(labels: np.ndarray, grid: Grid, anatomy: Anatomy, rng: np.random
         plane[body] = Tissue.DISC if in_disc else Tissue.CORTICAL_BONE
         if not in_disc:
             plane[marrow] = Tissue.MARROW
-        plane[arch | spinous] = Tissue.CORTICAL_BONE
+        plane[(arch | spinous) & (plane != Tissue.AIR)] = Tissue.CORTICAL_BONE  # inside the back
         plane[canal] = Tissue.CSF
         if sternum_z[0] < z < sternum_z[1]:
             plane[sternum] = Tissue.CORTICAL_BONE

@@ -143,7 +143,8 @@ def test_a_folder_with_several_series_asks_which_one(qtbot, window, tmp_path, mo
     assert len(offered[0]) == 2
 
 
-def test_screenshot_of_the_demo_is_not_blank(qtbot, tmp_path) -> None:
+def test_screenshot_of_the_demo_is_not_blank(qtbot, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PE_VIEWER_CACHE", str(tmp_path / "cache"))
     target = tmp_path / "demo.png"
     assert main(["--demo", "--screenshot", str(target)]) == 0
     from PySide6 import QtGui as gui
