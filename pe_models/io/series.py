@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import SimpleITK as sitk
 from pydicom.fileset import FileSet
 
 from pe_models.io.dicom_header import DicomHeader, read_header, read_header_fast
@@ -169,8 +170,6 @@ def _series_from_headers(headers: Sequence[DicomHeader], root: Path) -> SeriesIn
 
 
 def _image_file_series(path: Path) -> SeriesInfo:
-    import SimpleITK as sitk
-
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
