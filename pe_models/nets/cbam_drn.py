@@ -1,0 +1,90 @@
+"""Seed 2's CBAM-DRN and its multi-window (DWL / TWL) variant.
+
+DRN here is a dilated timm ResNet (``output_stride=8``: the last two stages keep 1/8 resolution
+with dilation 2 and 4, as in Yu et al.'s DRN-C without the degridding layers), with a CBAM block
+(channel then spatial attention, ``timm.layers`` ``cbam``) after every stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import timm
+import torch
+from timm.layers import create_attn
+from torch import nn
+
+from pe_models.nets.registry import register
+
+
+class CbamDrn(nn.Module):
+    """Dilated ResNet with CBAM after each stage; logits (B, num_classes) or pooled features.
+
+    Parameters
+    ----------
+    depth
+        timm ResNet name: ``resnet18``, ``resnet34``, ``resnet50``, ...
+    in_chans
+        Input channels (one per window).
+    num_classes
+        Output logits; 0 returns the pooled features (B, num_features).
+    """
+
+    def __init__(self, *, depth: str = "resnet50", in_chans: int = 1, num_classes: int = 1) -> None:
+        super().__init__()
+        base: Any = timm.create_model(
+            depth, pretrained=False, in_chans=in_chans, output_stride=8, num_classes=0
+        )
+        self.stem = nn.Sequential(base.conv1, base.bn1, base.act1, base.maxpool)
+        self.stages = nn.ModuleList([base.layer1, base.layer2, base.layer3, base.layer4])
+        channels = [info["num_chs"] for info in base.feature_info[1:]]
+        self.attention = nn.ModuleList([create_attn("cbam", c) for c in channels])
+        self.num_features = channels[-1]
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Feature map (B, num_features, H/8, W/8) of images (B, in_chans, H, W)."""
+        x = self.stem(images)
+        for stage, attention in zip(self.stages, self.attention, strict=True):
+            x = attention(stage(x))
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes), or pooled features when built with ``num_classes=0``."""
+        return self.head(self.forward_features(images).mean(dim=(2, 3)))
+
+
+class MultiWindowCbamDrn(nn.Module):
+    """Seed 2's multi-window model: one CBAM-DRN branch per window, features concatenated.
+
+    Input channel ``i`` (one HU window, e.g. vascular then lung for DWL) feeds branch ``i``.
+    """
+
+    def __init__(self, *, depth: str = "resnet50", windows: int = 2, num_classes: int = 1) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [CbamDrn(depth=depth, in_chans=1, num_classes=0) for _ in range(windows)]
+        )
+        features = sum(branch.num_features for branch in self.branches)  # type: ignore[misc]
+        self.head = nn.Linear(features, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes) of images (B, windows, H, W)."""
+        pooled = [branch(images[:, i : i + 1]) for i, branch in enumerate(self.branches)]
+        return self.head(torch.cat(pooled, dim=1))
+
+
+@register("cbam_drn")
+def build_cbam_drn(
+    *, depth: str = "resnet50", in_chans: int = 1, num_classes: int = 1
+) -> nn.Module:
+    """Single-input CBAM-DRN (all windows stacked as channels of one branch)."""
+    return CbamDrn(depth=depth, in_chans=in_chans, num_classes=num_classes)
+
+
+@register("mwl_cbam_drn")
+def build_multi_window(
+    *, depth: str = "resnet50", windows: int = 2, num_classes: int = 1
+) -> nn.Module:
+    """DWL (``windows=2``: vascular + lung) or TWL (``windows=3``: + mediastinal) model."""
+    return MultiWindowCbamDrn(depth=depth, windows=windows, num_classes=num_classes)

@@ -1,0 +1,55 @@
+"""Seed 2's two-stage triage arithmetic and patient-level aggregation (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+TRIAGE_CLASSES = ("normal", "other_disease", "pe")
+
+
+def combine_stages(p_disease: np.ndarray, p_pe_given_disease: np.ndarray) -> np.ndarray:
+    """Slice class probabilities from the two stages.
+
+    Stage 1 says whether a slice is diseased (vs within normal limits); stage 2, trained on
+    diseased slices only, says whether the disease is PE (vs other disease).
+
+    Parameters
+    ----------
+    p_disease, p_pe_given_disease
+        (n,) probabilities of stage 1 and stage 2 per slice.
+
+    Returns
+    -------
+    np.ndarray
+        (n, 3) probabilities of ``TRIAGE_CLASSES``; rows sum to 1.
+    """
+    disease = np.clip(np.asarray(p_disease, dtype=float), 0, 1)
+    pe = np.clip(np.asarray(p_pe_given_disease, dtype=float), 0, 1)
+    return np.stack([1 - disease, disease * (1 - pe), disease * pe], axis=-1)
+
+
+def patient_probability(slice_probabilities: np.ndarray) -> float:
+    """Study PE probability under "any slice positive": the highest slice probability."""
+    values = np.asarray(slice_probabilities, dtype=float)
+    return float(values.max()) if values.size else 0.0
+
+
+def calibrate_threshold(
+    study_probabilities: np.ndarray, study_labels: np.ndarray, *, sensitivity: float = 1.0
+) -> float:
+    """The highest study threshold that still reaches ``sensitivity`` on a calibration set.
+
+    Use studies held out from training; the threshold then trades specificity for the
+    sensitivity a triage tool needs (seed 2 reports patient-level sensitivity first).
+
+    Raises
+    ------
+    ValueError
+        The calibration set has no positive study.
+    """
+    probabilities = np.asarray(study_probabilities, dtype=float)
+    positives = np.sort(probabilities[np.asarray(study_labels, dtype=bool)])
+    if positives.size == 0:
+        raise ValueError("calibration needs at least one positive study")
+    allowed_misses = int(np.floor((1 - sensitivity) * positives.size + 1e-9))
+    return float(positives[allowed_misses])

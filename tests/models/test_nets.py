@@ -1,0 +1,103 @@
+"""Model zoo: registry, shapes at realistic sizes, weight transfer, triage arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pe_models.nets import available, build
+from pe_models.nets.detector import transfer_backbone_weights
+from pe_models.nets.unet import transfer_encoder_weights
+from pe_models.triage import calibrate_threshold, combine_stages, patient_probability
+
+SWIN = "swin_tiny_patch4_window7_224"
+
+
+def test_registry_lists_architectures_and_refuses_unknown_names() -> None:
+    assert {"classifier", "unet", "detector", "cbam_drn", "mwl_cbam_drn"} <= set(available())
+    with pytest.raises(KeyError, match="valid: cbam_drn, classifier, detector"):
+        build("vit_giant")
+
+
+@pytest.mark.parametrize(
+    ("arch", "kwargs", "shape", "expected"),
+    [
+        ("classifier", {"backbone": "resnet50"}, (2, 3, 512, 512), (2, 1)),
+        ("classifier", {"backbone": SWIN, "img_size": 512}, (1, 3, 512, 512), (1, 1)),
+        ("unet", {"encoder": "resnet50"}, (1, 3, 512, 512), (1, 1, 512, 512)),
+        ("unet", {"encoder": SWIN, "img_size": 512}, (1, 3, 512, 512), (1, 1, 512, 512)),
+        ("cbam_drn", {"depth": "resnet50", "in_chans": 2}, (1, 2, 400, 400), (1, 1)),
+        ("mwl_cbam_drn", {"depth": "resnet18", "windows": 3}, (2, 3, 400, 400), (2, 1)),
+    ],
+)
+def test_output_shapes(arch: str, kwargs: dict, shape: tuple, expected: tuple) -> None:
+    model = build(arch, **kwargs).eval()
+    with torch.inference_mode():
+        output = model(torch.rand(shape))
+    assert tuple(output.shape) == expected
+    assert torch.isfinite(output).all()
+
+
+def test_cbam_drn_keeps_one_eighth_resolution() -> None:
+    model = build("cbam_drn", depth="resnet18", in_chans=1).eval()
+    with torch.inference_mode():
+        features = model.forward_features(torch.rand(1, 1, 256, 256))
+    assert tuple(features.shape) == (1, 512, 32, 32)  # dilated, not 8 × 8
+
+
+@pytest.mark.parametrize("backbone", ["resnet50", SWIN])
+def test_unet_encoder_starts_from_the_classifier(backbone: str) -> None:
+    size = {"img_size": 512} if backbone == SWIN else {}
+    classifier = build("classifier", backbone=backbone, **size)
+    unet = build("unet", encoder=backbone, **size)
+    copied = transfer_encoder_weights(classifier, unet)
+    source = {name.replace(".", "_"): t for name, t in classifier.state_dict().items()}
+    target = unet.encoder.model.state_dict()
+    assert set(copied) == set(target)  # every encoder tensor comes from the classifier
+    for name in copied:
+        assert torch.equal(target[name], source[name.replace(".", "_")]), name
+
+
+def test_detector_backbone_starts_from_the_classifier_and_trains() -> None:
+    classifier = build("classifier", backbone="resnet50")
+    detector = build("detector", backbone="resnet50")
+    copied = transfer_backbone_weights(classifier, detector)
+    body = detector.backbone.body.state_dict()
+    assert len(copied) == len(classifier.state_dict()) - 2  # all but fc.weight, fc.bias
+    assert all(torch.equal(body[n], classifier.state_dict()[n]) for n in copied)
+    assert detector.transform.min_size == (512,)
+    assert detector.transform.max_size == 512
+    assert detector.transform.image_mean == [0.0, 0.0, 0.0]
+    assert detector.backbone.out_channels == 256
+
+    detector.train()
+    target = {"boxes": torch.tensor([[200.0, 220.0, 230.0, 250.0]]), "labels": torch.tensor([1])}
+    losses = detector([torch.rand(3, 512, 512)], [target])
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    detector.eval()
+    with torch.inference_mode():
+        (found,) = detector([torch.rand(3, 512, 512)])
+    assert found["boxes"].shape[1] == 4
+    assert len(found["scores"]) == len(found["labels"]) == len(found["boxes"])
+
+
+def test_two_stage_probabilities_sum_to_one() -> None:
+    probabilities = combine_stages(np.array([0.1, 0.9, 1.0]), np.array([0.5, 0.8, 0.0]))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    np.testing.assert_allclose(probabilities[1], [0.1, 0.18, 0.72])
+    np.testing.assert_allclose(probabilities[2], [0.0, 1.0, 0.0])
+
+
+def test_patient_aggregation_and_threshold_calibration() -> None:
+    assert patient_probability(np.array([0.1, 0.7, 0.3])) == 0.7
+    assert patient_probability(np.array([])) == 0.0
+    studies = np.array([0.9, 0.4, 0.35, 0.2, 0.8])
+    labels = np.array([1, 1, 0, 0, 1])
+    threshold = calibrate_threshold(studies, labels)
+    assert threshold == 0.4
+    assert (studies[labels == 1] >= threshold).all()  # 100 % sensitivity
+    assert calibrate_threshold(studies, labels, sensitivity=0.6) == 0.8
+    with pytest.raises(ValueError, match="positive study"):
+        calibrate_threshold(studies, np.zeros(5))
