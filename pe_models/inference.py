@@ -1,0 +1,325 @@
+"""The Pipeline: the one API the viewer and the command line call to run the models on a study."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pe_models.bundle import ModelBundle, load_bundle
+from pe_models.preprocess.lung_crop import CropBox
+from pe_models.preprocess.model_input import crop_box, model_input
+from pe_models.preprocess.stack import WindowStack
+from pe_models.resources import resources_dir
+from pe_models.triage import TRIAGE_CLASSES, combine_stages, patient_probability
+from pe_models.volume import Volume
+
+CONTRAST_P90_MIN_HU = 150.0
+"""90th percentile of mediastinal blood/soft-tissue HU below which the pulmonary arteries are
+taken as unopacified (CTPA bolus: 250-450 HU; plain CT blood: ~40 HU)."""
+
+
+class InferenceCancelled(Exception):  # noqa: N818 - a normal outcome, not an error
+    """Raised when ``should_cancel`` stopped a run; callers treat it as normal."""
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """What the models say about one slice; coordinates are original pixels (x = column).
+
+    Attributes
+    ----------
+    index
+        z index in the volume.
+    pe_probability
+        Slice PE probability (classifier, else triage), or None without either model.
+    triage
+        Probabilities of ``normal``, ``other_disease`` and ``pe``, or None without triage.
+    boxes
+        (N, 5) float: x0, y0, x1, y1, score.
+    mask
+        (y, x) uint8 predicted PE mask, or None without a segmentation model.
+    crop
+        The crop the models saw.
+    """
+
+    index: int
+    pe_probability: float | None
+    triage: dict[str, float] | None
+    boxes: np.ndarray
+    mask: np.ndarray | None
+    crop: CropBox
+
+
+@dataclass(frozen=True)
+class ContrastCheck:
+    """Is there pulmonary arterial contrast? (90th percentile HU of central mediastinal blood)."""
+
+    adequate: bool
+    p90_hu: float
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """The study-level answer and every slice result, in z order."""
+
+    pe_probability: float
+    triage: str
+    positive_slices: tuple[int, ...]
+    clot_volume_ml: float | None
+    contrast: ContrastCheck
+    slices: tuple[SliceResult, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def select_device(preferred: str | None = None) -> torch.device:
+    """``preferred`` if given, else CUDA, else Apple MPS, else CPU."""
+    if preferred:
+        return torch.device(preferred)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def contrast_check(volume: Volume) -> ContrastCheck:
+    """Whether the central mediastinum of the middle slices holds opacified blood."""
+    z, rows, columns = volume.shape
+    middle = volume.hu[
+        z // 3 : 2 * z // 3 + 1,
+        int(0.3 * rows) : int(0.6 * rows),
+        int(0.35 * columns) : int(0.65 * columns),
+    ]
+    blood_like = middle[(middle > -50) & (middle < 700)]
+    p90 = float(np.percentile(blood_like, 90)) if blood_like.size else float("nan")
+    return ContrastCheck(adequate=bool(p90 >= CONTRAST_P90_MIN_HU), p90_hu=p90)
+
+
+@dataclass
+class _Model:
+    bundle: ModelBundle
+    network: nn.Module
+    windows: WindowStack = field(init=False)
+
+    def __post_init__(self) -> None:
+        config = self.bundle.config
+        self.windows = WindowStack(config.input_windows, normalisation=config.normalisation)
+
+
+class Pipeline:
+    """Runs model bundles on a volume: lung crop, windows, batched inference, results in place.
+
+    Parameters
+    ----------
+    bundles
+        Loaded bundles, at most one per task (classification, segmentation, detection,
+        triage_stage1, triage_stage2).
+    device
+        Where to run; default :func:`select_device`.
+    batch_size
+        Slices per forward pass.
+    """
+
+    def __init__(
+        self, bundles: Iterable[ModelBundle], *, device: str | None = None, batch_size: int = 8
+    ) -> None:
+        self.device = select_device(device)
+        self.batch_size = batch_size
+        self.models: dict[str, _Model] = {}
+        for bundle in bundles:
+            task = bundle.config.task
+            if task in self.models:
+                raise ValueError(
+                    f"two bundles for task {task!r}: {self.models[task].bundle.path}, {bundle.path}"
+                )
+            self.models[task] = _Model(bundle, bundle.build_model(self.device))
+
+    @classmethod
+    def from_bundles(cls, paths: Iterable[str | os.PathLike[str]], **kwargs: object) -> Pipeline:
+        """Load bundle folders and make a pipeline of them."""
+        return cls([load_bundle(p) for p in paths], **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def load_default(cls, **kwargs: object) -> Pipeline:
+        """The bundles shipped in ``resources/bundles``.
+
+        Raises
+        ------
+        FileNotFoundError
+            No bundle is installed (they are made by ``pe-train --preset demo``).
+        """
+        folder = resources_dir() / "bundles"
+        found = default_bundle_paths(folder) if folder.is_dir() else []
+        if not found:
+            raise FileNotFoundError(
+                f"{folder}: no model bundles installed; make them with pe-train --preset demo"
+            )
+        return cls.from_bundles(found, **kwargs)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Tasks this pipeline runs."""
+        return tuple(self.models)
+
+    def run(
+        self,
+        volume: Volume,
+        *,
+        slices: Sequence[int] | None = None,
+        priority: int | None = None,
+        progress: Callable[[int, int, SliceResult], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> StudyResult:
+        """Run every model on the chosen slices, nearest to ``priority`` first.
+
+        Parameters
+        ----------
+        slices
+            z indices to run (default: all).
+        priority
+            Start at this slice and work outward (the slice the reader is looking at).
+        progress
+            Called with (done, total, result) after each slice.
+        should_cancel
+            Polled between batches; True raises :class:`InferenceCancelled`.
+        """
+        indices = list(range(volume.shape[0]) if slices is None else slices)
+        if priority is not None:
+            indices.sort(key=lambda z: (abs(z - priority), z))
+        results: dict[int, SliceResult] = {}
+        with torch.inference_mode():
+            for start in range(0, len(indices), self.batch_size):
+                if should_cancel is not None and should_cancel():
+                    raise InferenceCancelled("inference was cancelled")
+                batch = indices[start : start + self.batch_size]
+                for result in self._run_batch(volume, batch):
+                    results[result.index] = result
+                    if progress is not None:
+                        progress(len(results), len(indices), result)
+        return self._study(volume, [results[z] for z in sorted(results)])
+
+    def _forward(
+        self,
+        task: str,
+        volume: Volume,
+        batch: Sequence[int],
+        crops_by_mode: dict[str, list[CropBox]],
+    ) -> tuple[Any, list[CropBox]]:
+        model = self.models[task]
+        config = model.bundle.config
+        if config.crop not in crops_by_mode:  # bundles sharing a crop mode share the crops
+            crops_by_mode[config.crop] = [
+                crop_box(volume.hu[z], volume.spacing[1:], config.crop) for z in batch
+            ]
+        crops = crops_by_mode[config.crop]
+        images = model_input([volume.hu[z] for z in batch], crops, model.windows, config.input_size)
+        images = images.to(self.device)
+        with torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
+            if task == "detection":
+                return model.network(list(images)), crops
+            return model.network(images).float(), crops
+
+    def _run_batch(self, volume: Volume, batch: Sequence[int]) -> list[SliceResult]:
+        height, width = volume.shape[1:]
+        n = len(batch)
+        pe: list[float | None] = [None] * n
+        triage: list[dict[str, float] | None] = [None] * n
+        boxes = [np.zeros((0, 5))] * n
+        masks: list[np.ndarray | None] = [None] * n
+        crops_by_mode: dict[str, list[CropBox]] = {}
+        if "classification" in self.models:
+            logits, _ = self._forward("classification", volume, batch, crops_by_mode)
+            pe = torch.sigmoid(logits[:, 0]).cpu().tolist()
+        if "triage_stage1" in self.models and "triage_stage2" in self.models:
+            stage1, _ = self._forward("triage_stage1", volume, batch, crops_by_mode)
+            stage2, _ = self._forward("triage_stage2", volume, batch, crops_by_mode)
+            combined = combine_stages(
+                torch.sigmoid(stage1[:, 0]).cpu().numpy(),
+                torch.sigmoid(stage2[:, 0]).cpu().numpy(),
+            )
+            triage = [dict(zip(TRIAGE_CLASSES, map(float, row), strict=True)) for row in combined]
+            if "classification" not in self.models:
+                pe = [t["pe"] if t else None for t in triage]
+        if "segmentation" in self.models:
+            logits, seg_crops = self._forward("segmentation", volume, batch, crops_by_mode)
+            binary = (torch.sigmoid(logits[:, 0]) >= 0.5).to(torch.uint8).cpu().numpy()
+            masks = [
+                crop.mask_to_original(m, (height, width))
+                for crop, m in zip(seg_crops, binary, strict=True)
+            ]
+        if "detection" in self.models:
+            found, det_crops = self._forward("detection", volume, batch, crops_by_mode)
+            size = self.models["detection"].bundle.config.input_size
+            boxes = [
+                crop.boxes_to_original(
+                    np.column_stack([f["boxes"].cpu().numpy(), f["scores"].cpu().numpy()]),
+                    (size, size),
+                )
+                for crop, f in zip(det_crops, found, strict=True)
+            ]
+        # The crop reported is the first model's (bundles normally share one crop mode).
+        crops = next(iter(crops_by_mode.values()), [CropBox(0, height, 0, width, "none")] * n)
+        return [
+            SliceResult(z, pe[i], triage[i], boxes[i], masks[i], crops[i])
+            for i, z in enumerate(batch)
+        ]
+
+    def _threshold(self) -> float:
+        for task in ("classification", "triage_stage2"):
+            if task in self.models and self.models[task].bundle.config.threshold is not None:
+                return float(self.models[task].bundle.config.threshold)  # type: ignore[arg-type]
+        return 0.5
+
+    def _study(self, volume: Volume, results: list[SliceResult]) -> StudyResult:
+        threshold = self._threshold()
+        probabilities = np.array(
+            [r.pe_probability for r in results if r.pe_probability is not None]
+        )
+        positive = tuple(
+            r.index
+            for r in results
+            if r.pe_probability is not None and r.pe_probability >= threshold
+        )
+        contrast = contrast_check(volume)
+        warnings = []
+        has_other = any(
+            r.triage is not None and _top_class(r.triage) == "other_disease" for r in results
+        )
+        if not contrast.adequate:
+            warnings.append(
+                f"no pulmonary arterial contrast (mediastinal blood p90 {contrast.p90_hu:.0f} HU): "
+                "PE cannot be assessed on this study"
+            )
+        if positive and contrast.adequate:
+            decision = "pe"
+        else:
+            decision = "other_disease" if has_other else "normal"
+        clot_ml = None
+        if "segmentation" in self.models:
+            voxel_ml = float(np.prod(volume.spacing)) / 1000
+            clot_ml = sum(int(r.mask.sum()) for r in results if r.mask is not None) * voxel_ml
+        return StudyResult(
+            pe_probability=patient_probability(probabilities),
+            triage=decision,
+            positive_slices=positive,
+            clot_volume_ml=clot_ml,
+            contrast=contrast,
+            slices=tuple(results),
+            warnings=tuple(warnings),
+        )
+
+
+def _top_class(probabilities: dict[str, float]) -> str:
+    return max(probabilities.items(), key=lambda item: item[1])[0]
+
+
+def default_bundle_paths(folder: Path) -> list[Path]:
+    """Bundle folders directly inside ``folder``."""
+    return sorted(p for p in folder.iterdir() if (p / "config.json").is_file())

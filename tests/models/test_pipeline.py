@@ -1,0 +1,154 @@
+"""The inference Pipeline on phantoms: results in original pixels, order, cancel, contrast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pe_models.bundle import BundleConfig, load_bundle, save_bundle
+from pe_models.inference import InferenceCancelled, Pipeline, contrast_check
+from pe_models.nets import build
+from pe_models.synth.phantom import Phantom, generate_phantom
+from pe_models.volume import Volume
+from tests.model_bundles import make_bundles
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    return Pipeline.from_bundles(make_bundles(tmp_path_factory.mktemp("bundles")), batch_size=6)
+
+
+@pytest.fixture(scope="module")
+def phantom() -> Phantom:
+    return generate_phantom(4, "pe", "test")
+
+
+def test_every_task_gives_results_in_original_pixels(pipeline: Pipeline, phantom: Phantom) -> None:
+    volume = phantom.volume
+    study = pipeline.run(volume, slices=range(20, 30))
+    assert set(pipeline.tasks) == {
+        "classification",
+        "segmentation",
+        "detection",
+        "triage_stage1",
+        "triage_stage2",
+    }
+    assert [r.index for r in study.slices] == list(range(20, 30))
+    for result in study.slices:
+        assert 0.0 <= result.pe_probability <= 1.0
+        assert sum(result.triage.values()) == pytest.approx(1.0)
+        assert result.mask.shape == volume.shape[1:]
+        assert result.mask.dtype == np.uint8
+        assert result.boxes.ndim == 2
+        assert result.boxes.shape[1] == 5
+        assert result.crop.method == "dynamic"
+    assert study.triage in ("pe", "other_disease", "normal")
+    assert 0.0 <= study.pe_probability <= 1.0
+    assert study.clot_volume_ml is not None
+    assert study.contrast.adequate
+
+
+def test_runs_outward_from_the_priority_slice(pipeline: Pipeline, phantom: Phantom) -> None:
+    order: list[int] = []
+    pipeline.run(
+        phantom.volume,
+        slices=range(10, 20),
+        priority=14,
+        progress=lambda d, t, r: order.append(r.index),
+    )
+    assert order == [14, 13, 15, 12, 16, 11, 17, 10, 18, 19]
+
+
+def test_cancel_stops_between_batches(pipeline: Pipeline, phantom: Phantom) -> None:
+    done: list[int] = []
+    with pytest.raises(InferenceCancelled):
+        pipeline.run(
+            phantom.volume,
+            progress=lambda d, t, r: done.append(d),
+            should_cancel=lambda: bool(done),
+        )
+    assert len(done) == pipeline.batch_size
+
+
+def test_results_are_deterministic(pipeline: Pipeline, phantom: Phantom) -> None:
+    first = pipeline.run(phantom.volume, slices=[24])
+    second = pipeline.run(phantom.volume, slices=[24])
+    assert first.slices[0].pe_probability == second.slices[0].pe_probability
+    np.testing.assert_array_equal(first.slices[0].boxes, second.slices[0].boxes)
+
+
+def _bright_square_volume() -> Volume:
+    """A phantom whose only voxels above 100 HU (the vascular window's middle) form a square."""
+    base = generate_phantom(6, "normal", "test", contrast=False).volume
+    hu = base.hu.copy()
+    hu[hu > 90] = 40  # nothing else above the middle of the vascular window
+    hu[:, 50:62, 30:44] = 300
+    return Volume(hu, base.spacing, base.origin, base.direction)
+
+
+def test_masks_and_boxes_map_back_through_crop_and_resize(tmp_path: Path) -> None:
+    windows = ("vascular",)
+    bundles = [
+        save_bundle(
+            build("test_bright_segmenter"),
+            BundleConfig("test_bright_segmenter", {}, "segmentation", windows, input_size=96),
+            "oracle",
+            tmp_path / "seg",
+        ),
+        save_bundle(
+            build("test_bright_detector"),
+            BundleConfig("test_bright_detector", {}, "detection", windows, input_size=96),
+            "oracle",
+            tmp_path / "det",
+        ),
+    ]
+    volume = _bright_square_volume()
+    z = 24
+    result = Pipeline.from_bundles(bundles).run(volume, slices=[z]).slices[0]
+    crop = result.crop
+    assert crop.method == "dynamic"
+    assert (crop.y0, crop.x0) != (0, 0)  # a real crop, not the whole slice
+    truth = volume.hu[z] > 100  # what the oracles see above 0.5 in the vascular window
+    overlap = (result.mask.astype(bool) & truth).sum() / (result.mask.astype(bool) | truth).sum()
+    assert overlap > 0.85
+    rows, columns = np.nonzero(truth)
+    x0, y0, x1, y1, score = result.boxes[0]
+    assert (x0, y0, x1, y1) == pytest.approx(
+        (columns.min(), rows.min(), columns.max() + 1, rows.max() + 1), abs=1.5
+    )
+    assert score == pytest.approx(0.9)
+
+
+def test_non_contrast_study_is_flagged_and_not_called_pe(pipeline: Pipeline) -> None:
+    plain = generate_phantom(4, "pe", "test", contrast=False)
+    check = contrast_check(plain.volume)
+    assert not check.adequate
+    assert check.p90_hu < 150
+    assert contrast_check(generate_phantom(4, "pe", "test").volume).adequate
+    study = pipeline.run(plain.volume, slices=range(20, 26))
+    assert study.triage != "pe"
+    assert any("no pulmonary arterial contrast" in w for w in study.warnings)
+
+
+def test_two_bundles_for_one_task_are_refused(tmp_path: Path) -> None:
+    paths = make_bundles(tmp_path / "a")[:1] + make_bundles(tmp_path / "b")[:1]
+    with pytest.raises(ValueError, match="two bundles for task 'classification'"):
+        Pipeline.from_bundles(paths)
+
+
+def test_load_default_without_bundles_says_how_to_make_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PE_VIEWER_RESOURCES", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="pe-train --preset demo"):
+        Pipeline.load_default()
+    assert load_bundle(make_bundles(tmp_path / "bundles")[0]).config.task == "classification"
+    assert set(Pipeline.load_default().tasks) == {
+        "classification",
+        "segmentation",
+        "detection",
+        "triage_stage1",
+        "triage_stage2",
+    }
