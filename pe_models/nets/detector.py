@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
@@ -19,6 +20,13 @@ from pe_models.nets.unet import copy_matching
 
 ANCHOR_SIZES_PX = ((8,), (16,), (32,), (64,), (128,))
 """One anchor size per pyramid level: emboli are 5-100 px across on a 512 px slice."""
+
+BOX_HEAD_FEATURES = 512
+"""Width of the box head's two layers (torchvision: 1024); a slice holds a few emboli at most."""
+
+PROPOSALS_AT_TEST = 300
+"""Region proposals kept per image at inference (torchvision: 1000); the box head's cost
+scales with it."""
 
 
 class TimmFpnBackbone(nn.Module):
@@ -78,11 +86,13 @@ def build_detector(
     body = TimmFpnBackbone(backbone, in_chans=in_chans, img_size=img_size)
     return FasterRCNN(
         body,
-        num_classes=num_classes,
         min_size=min_size,
         max_size=max_size,
         image_mean=list(image_mean or (0.0,) * in_chans),
         image_std=list(image_std or (1.0,) * in_chans),
+        rpn_post_nms_top_n_test=PROPOSALS_AT_TEST,
+        box_head=TwoMLPHead(body.out_channels * 7 * 7, BOX_HEAD_FEATURES),
+        box_predictor=FastRCNNPredictor(BOX_HEAD_FEATURES, num_classes),
         rpn_anchor_generator=AnchorGenerator(
             ANCHOR_SIZES_PX, ((0.5, 1.0, 2.0),) * len(ANCHOR_SIZES_PX)
         ),
