@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from pe_models.bundle import ModelBundle, load_bundle
+from pe_models.explain import cam_heatmap
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.preprocess.model_input import crop_box, model_input
 from pe_models.preprocess.stack import WindowStack
@@ -204,6 +205,33 @@ class Pipeline:
                     if progress is not None:
                         progress(len(results), len(indices), result)
         return self._study(volume, [results[z] for z in sorted(results)])
+
+    def explain(
+        self, volume: Volume, z: int, target: str = "classification", method: str = "gradcam"
+    ) -> np.ndarray:
+        """Grad-CAM heatmap of one model on slice ``z``, in original pixels.
+
+        Parameters
+        ----------
+        target
+            The task whose model to explain (``classification``, ``triage_stage1``,
+            ``triage_stage2``, ``segmentation`` or ``detection``).
+        method
+            ``gradcam``, ``gradcam++`` or ``eigencam``.
+
+        Returns
+        -------
+        np.ndarray
+            float32 (y, x) in [0, 1]; zero outside the crop the model saw.
+        """
+        if target not in self.models:
+            raise KeyError(f"no {target!r} model in this pipeline; it has {', '.join(self.models)}")
+        model = self.models[target]
+        config = model.bundle.config
+        crop = crop_box(volume.hu[z], volume.spacing[1:], config.crop)
+        images = model_input([volume.hu[z]], [crop], model.windows, config.input_size)
+        heatmap = cam_heatmap(model.network, target, images.to(self.device), method)
+        return crop.mask_to_original(heatmap, volume.shape[1:], order=1)
 
     def _forward(
         self,

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from pe_models import io
+from pe_models.inference import contrast_check
 from pe_models.io.decode import _decode_with_gdcm, _decode_with_pydicom
 from pe_models.io.dicom_header import read_header, read_header_fast
 from pe_models.preprocess import dynamic_lung_crop
@@ -120,6 +121,12 @@ def test_single_slices_load(real_data: Path, name: str, shape: tuple[int, int, i
     volume = io.load(real_data / "single_slices" / name)
     assert volume.shape == shape
     assert volume.meta.orientation == "axial"
+
+
+def test_contrast_check_flags_the_non_contrast_covid_series(midrc: Volume) -> None:
+    check = contrast_check(midrc)
+    assert not check.adequate
+    assert check.p90_hu < 150
 
 
 def test_pydicom_ct_small_hu_range(real_data: Path) -> None:
