@@ -177,8 +177,9 @@ class Pipeline:
         priority: int | None = None,
         progress: Callable[[int, int, SliceResult], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        tasks: Iterable[str] | None = None,
     ) -> StudyResult:
-        """Run every model on the chosen slices, nearest to ``priority`` first.
+        """Run the models on the chosen slices, nearest to ``priority`` first.
 
         Parameters
         ----------
@@ -190,7 +191,14 @@ class Pipeline:
             Called with (done, total, result) after each slice.
         should_cancel
             Polled between batches; True raises :class:`InferenceCancelled`.
+        tasks
+            Run only these tasks (default: every model of the pipeline).
         """
+        active = set(self.models) if tasks is None else set(tasks)
+        if unknown := active - set(self.models):
+            raise KeyError(
+                f"no model for {sorted(unknown)}; this pipeline has {', '.join(self.models)}"
+            )
         indices = list(range(volume.shape[0]) if slices is None else slices)
         if priority is not None:
             indices.sort(key=lambda z: (abs(z - priority), z))
@@ -200,7 +208,7 @@ class Pipeline:
                 if should_cancel is not None and should_cancel():
                     raise InferenceCancelled("inference was cancelled")
                 batch = indices[start : start + self.batch_size]
-                for result in self._run_batch(volume, batch):
+                for result in self._run_batch(volume, batch, active):
                     results[result.index] = result
                     if progress is not None:
                         progress(len(results), len(indices), result)
@@ -254,7 +262,9 @@ class Pipeline:
                 return model.network(list(images)), crops
             return model.network(images).float(), crops
 
-    def _run_batch(self, volume: Volume, batch: Sequence[int]) -> list[SliceResult]:
+    def _run_batch(
+        self, volume: Volume, batch: Sequence[int], active: set[str]
+    ) -> list[SliceResult]:
         height, width = volume.shape[1:]
         n = len(batch)
         pe: list[float | None] = [None] * n
@@ -262,10 +272,10 @@ class Pipeline:
         boxes = [np.zeros((0, 5))] * n
         masks: list[np.ndarray | None] = [None] * n
         crops_by_mode: dict[str, list[CropBox]] = {}
-        if "classification" in self.models:
+        if "classification" in active:
             logits, _ = self._forward("classification", volume, batch, crops_by_mode)
             pe = torch.sigmoid(logits[:, 0]).cpu().tolist()
-        if "triage_stage1" in self.models and "triage_stage2" in self.models:
+        if {"triage_stage1", "triage_stage2"} <= active:
             stage1, _ = self._forward("triage_stage1", volume, batch, crops_by_mode)
             stage2, _ = self._forward("triage_stage2", volume, batch, crops_by_mode)
             combined = combine_stages(
@@ -273,16 +283,16 @@ class Pipeline:
                 torch.sigmoid(stage2[:, 0]).cpu().numpy(),
             )
             triage = [dict(zip(TRIAGE_CLASSES, map(float, row), strict=True)) for row in combined]
-            if "classification" not in self.models:
+            if "classification" not in active:
                 pe = [t["pe"] if t else None for t in triage]
-        if "segmentation" in self.models:
+        if "segmentation" in active:
             logits, seg_crops = self._forward("segmentation", volume, batch, crops_by_mode)
             binary = (torch.sigmoid(logits[:, 0]) >= 0.5).to(torch.uint8).cpu().numpy()
             masks = [
                 crop.mask_to_original(m, (height, width))
                 for crop, m in zip(seg_crops, binary, strict=True)
             ]
-        if "detection" in self.models:
+        if "detection" in active:
             found, det_crops = self._forward("detection", volume, batch, crops_by_mode)
             size = self.models["detection"].bundle.config.input_size
             boxes = [
@@ -330,7 +340,7 @@ class Pipeline:
         else:
             decision = "other_disease" if has_other else "normal"
         clot_ml = None
-        if "segmentation" in self.models:
+        if any(r.mask is not None for r in results):
             voxel_ml = float(np.prod(volume.spacing)) / 1000
             clot_ml = sum(int(r.mask.sum()) for r in results if r.mask is not None) * voxel_ml
         return StudyResult(

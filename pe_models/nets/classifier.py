@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import timm
@@ -26,15 +27,20 @@ def build_classifier(
     in_chans: int = 3,
     num_classes: int = 1,
     img_size: int | None = None,
+    weights_file: str | None = None,
 ) -> nn.Module:
     """A slice classifier returning logits (B, num_classes) for images (B, in_chans, H, W).
 
-    Weights start random (``pretrained=False``: nothing is downloaded); trained or ImageNet
-    weights come from local files through model bundles.
+    Weights start random and nothing is ever downloaded. ``weights_file`` names a local
+    ImageNet checkpoint (timm's ``.safetensors`` / ``.pth`` for this backbone); timm adapts
+    its first convolution to ``in_chans`` and drops its 1000-class head.
     """
+    if weights_file is not None and not Path(weights_file).is_file():
+        raise FileNotFoundError(f"{weights_file}: pretrained weights file not found")
     return timm.create_model(
         backbone,
-        pretrained=False,
+        pretrained=weights_file is not None,
+        pretrained_cfg_overlay={"file": weights_file} if weights_file else None,
         num_classes=num_classes,
         in_chans=in_chans,
         **timm_kwargs(backbone, img_size),

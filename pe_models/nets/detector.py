@@ -84,14 +84,35 @@ def build_detector(
     """
     img_size = max_size if backbone.startswith(SWIN_PREFIX) else None
     body = TimmFpnBackbone(backbone, in_chans=in_chans, img_size=img_size)
-    return FasterRCNN(
+    return faster_rcnn(
         body,
+        num_classes=num_classes,
         min_size=min_size,
         max_size=max_size,
-        image_mean=list(image_mean or (0.0,) * in_chans),
-        image_std=list(image_std or (1.0,) * in_chans),
+        image_mean=image_mean or (0.0,) * in_chans,
+        image_std=image_std or (1.0,) * in_chans,
+    )
+
+
+def faster_rcnn(
+    backbone: nn.Module,
+    *,
+    num_classes: int,
+    min_size: int,
+    max_size: int,
+    image_mean: tuple[float, ...],
+    image_std: tuple[float, ...],
+) -> FasterRCNN:
+    """Faster R-CNN with PE-sized anchors and a lean box head on any FPN ``backbone``."""
+    out_channels = int(backbone.out_channels)  # type: ignore[arg-type]
+    return FasterRCNN(
+        backbone,
+        min_size=min_size,
+        max_size=max_size,
+        image_mean=list(image_mean),
+        image_std=list(image_std),
         rpn_post_nms_top_n_test=PROPOSALS_AT_TEST,
-        box_head=TwoMLPHead(body.out_channels * 7 * 7, BOX_HEAD_FEATURES),
+        box_head=TwoMLPHead(out_channels * 7 * 7, BOX_HEAD_FEATURES),
         box_predictor=FastRCNNPredictor(BOX_HEAD_FEATURES, num_classes),
         rpn_anchor_generator=AnchorGenerator(
             ANCHOR_SIZES_PX, ((0.5, 1.0, 2.0),) * len(ANCHOR_SIZES_PX)

@@ -50,5 +50,6 @@ def _load_builders() -> None:
         cbam_drn,
         classifier,
         detector,
+        integrated,
         unet,
     )

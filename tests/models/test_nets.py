@@ -8,14 +8,16 @@ import torch
 
 from pe_models.nets import available, build
 from pe_models.nets.detector import transfer_backbone_weights
-from pe_models.nets.unet import transfer_encoder_weights
+from pe_models.nets.unet import copy_matching, transfer_encoder_weights
 from pe_models.triage import calibrate_threshold, combine_stages, patient_probability
 
 SWIN = "swin_tiny_patch4_window7_224"
 
 
 def test_registry_lists_architectures_and_refuses_unknown_names() -> None:
-    assert {"classifier", "unet", "detector", "cbam_drn", "mwl_cbam_drn"} <= set(available())
+    assert {"classifier", "unet", "detector", "integrated", "cbam_drn", "mwl_cbam_drn"} <= set(
+        available()
+    )
     with pytest.raises(KeyError, match="valid: cbam_drn, classifier, detector"):
         build("vit_giant")
 
@@ -101,3 +103,54 @@ def test_patient_aggregation_and_threshold_calibration() -> None:
     assert calibrate_threshold(studies, labels, sensitivity=0.6) == 0.8
     with pytest.raises(ValueError, match="positive study"):
         calibrate_threshold(studies, np.zeros(5))
+
+
+def test_integrated_model_shares_one_encoder_across_three_heads() -> None:
+    model = build("integrated", backbone="resnet18", input_size=256)
+    calls: list[int] = []
+    model.unet.encoder.register_forward_hook(lambda *_: calls.append(1))
+    images = torch.rand(2, 3, 256, 256)
+    targets = [{"boxes": torch.tensor([[50.0, 60.0, 80.0, 90.0]]), "labels": torch.tensor([1])}] * 2
+    model.train()
+    output = model(images, targets)
+    assert calls == [1]  # the encoder ran once for all three heads
+    assert tuple(output["logits"].shape) == (2, 1)
+    assert tuple(output["mask_logits"].shape) == (2, 1, 256, 256)
+    losses = {
+        "classification": output["logits"].sum(),
+        "segmentation": output["mask_logits"].mean(),
+        "detection": sum(output["detections"].values()),
+    }
+    encoder_weight = model.unet.encoder.model.conv1.weight
+    for name, loss in losses.items():  # each head trains the shared encoder
+        model.zero_grad()
+        loss.backward(retain_graph=True)
+        assert encoder_weight.grad is not None
+        assert encoder_weight.grad.abs().sum() > 0, name
+    model.eval()
+    with torch.inference_mode():
+        (found,) = model(images[:1])["detections"]
+    assert set(found) == {"boxes", "labels", "scores"}
+
+
+def test_integrated_encoder_starts_from_the_classifier() -> None:
+    classifier = build("classifier", backbone="resnet18")
+    model = build("integrated", backbone="resnet18", input_size=256)
+    copied = copy_matching(classifier, model.unet.encoder.model)
+    assert set(copied) == set(model.unet.encoder.model.state_dict())
+
+
+def test_imagenet_weights_come_from_a_local_file_only(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    imagenet_like = build("classifier", backbone="resnet18", num_classes=1000)
+    weights = tmp_path / "resnet18_imagenet.safetensors"
+    save_file({k: v.contiguous() for k, v in imagenet_like.state_dict().items()}, str(weights))
+    model = build("classifier", backbone="resnet18", num_classes=1, weights_file=str(weights))
+    assert torch.equal(
+        model.state_dict()["layer4.1.conv2.weight"],
+        imagenet_like.state_dict()["layer4.1.conv2.weight"],
+    )
+    assert model.state_dict()["fc.weight"].shape == (1, 512)  # a new head for PE
+    with pytest.raises(FileNotFoundError, match="pretrained weights file not found"):
+        build("classifier", backbone="resnet18", weights_file=str(tmp_path / "missing.pth"))

@@ -50,6 +50,17 @@ def test_every_task_gives_results_in_original_pixels(pipeline: Pipeline, phantom
     assert study.contrast.adequate
 
 
+def test_selected_tasks_only(pipeline: Pipeline, phantom: Phantom) -> None:
+    study = pipeline.run(phantom.volume, slices=[24], tasks=["segmentation"])
+    result = study.slices[0]
+    assert result.mask is not None
+    assert result.pe_probability is None
+    assert result.triage is None
+    assert result.boxes.shape == (0, 5)
+    with pytest.raises(KeyError, match="no model for"):
+        pipeline.run(phantom.volume, slices=[24], tasks=["lungmask"])
+
+
 def test_runs_outward_from_the_priority_slice(pipeline: Pipeline, phantom: Phantom) -> None:
     order: list[int] = []
     pipeline.run(
