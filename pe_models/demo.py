@@ -9,7 +9,8 @@ from pe_models.synth.phantom import generate_phantom
 from pe_models.synth.writers import write_study
 
 DEMO_SEED = 2
-"""Seed of the demo phantom: lobar emboli on both sides (left eccentric, right "polo mint")."""
+"""Seed of the demo phantom: an eccentric clot in the left pulmonary artery and an occluded
+left segmental artery."""
 
 PHANTOM_VERSION = 1
 """Bump when the generator changes, so cached demo studies are made again."""

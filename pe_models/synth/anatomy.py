@@ -173,8 +173,9 @@ def sample_anatomy(rng: np.random.Generator, *, contrast: bool = True) -> Anatom
         Tissue.DISC: rng.uniform(70, 100),
         Tissue.SKIN: rng.uniform(30, 60),
     }
+    body_x, body_y = rng.uniform(150, 175) * size, rng.uniform(100, 120) * size
     return Anatomy(
-        body_semi_axes=(rng.uniform(150, 175) * size, rng.uniform(100, 120) * size),
+        body_semi_axes=(body_x, body_y),
         fat_mm=rng.uniform(6, 22) * size,
         muscle_mm=rng.uniform(4, 8),
         cavity_centre_y=rng.uniform(0, 10),
@@ -183,7 +184,7 @@ def sample_anatomy(rng: np.random.Generator, *, contrast: bool = True) -> Anatom
         z_dome_left=rng.uniform(-140, -115) * size,
         heart_centre=(rng.uniform(15, 30), rng.uniform(-35, -20), rng.uniform(-85, -65) * size),
         heart_semi_axes=tuple(rng.uniform(0.9, 1.1) * np.array([56.0, 44.0, 48.0]) * size),
-        spine_y=rng.uniform(55, 70) * size,
+        spine_y=0.92 * body_y - rng.uniform(45, 55) * size,  # canal ~2 cm under the back
         contrast=contrast,
         hu={int(k): float(v) for k, v in hu.items()},
         lung_hu=rng.uniform(-880, -830),
