@@ -27,6 +27,7 @@ from scipy import ndimage, stats
 
 from pe_models import io
 from pe_models.preprocess import apply_window, lung_air_mask
+from pe_models.preprocess.lung_crop import largest_component
 from pe_models.synth.phantom import Phantom, generate_phantom
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +42,7 @@ def _regions(hu: np.ndarray, spacing_yx: tuple[float, float]) -> dict[str, np.nd
     body = np.zeros_like(lung)
     air = np.zeros_like(lung)
     for k, plane in enumerate(hu):
-        labels, _ = ndimage.label(plane > -500)
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        body[k] = ndimage.binary_fill_holes(labels == np.argmax(sizes))
+        body[k] = ndimage.binary_fill_holes(largest_component(plane > -500))
         rows = np.flatnonzero(body[k].any(axis=1))
         air[
             k, max(rows[0] - 40, 0) : max(rows[0] - 10, 0), hu.shape[2] // 3 : 2 * hu.shape[2] // 3

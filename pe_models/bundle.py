@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pe_models.io.atomic import atomic_folder
 from pe_models.nets import available, build
 
 BUNDLE_VERSION = 1
@@ -146,27 +146,18 @@ def save_bundle(
         The bundle folder.
     """
     target = Path(folder)
-    staging = target.with_name(f".tmp-{target.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        state = {
-            name: (tensor.half() if half and tensor.is_floating_point() else tensor)
-            .detach()
-            .cpu()
-            .contiguous()
-            .clone()
-            for name, tensor in model.state_dict().items()
-        }
+    state = {
+        name: (tensor.half() if half and tensor.is_floating_point() else tensor)
+        .detach()
+        .cpu()
+        .contiguous()
+        .clone()
+        for name, tensor in model.state_dict().items()
+    }
+    with atomic_folder(target, replace_existing=True) as staging:
         save_file(state, str(staging / WEIGHTS_FILE), metadata={"arch": config.arch})
         (staging / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

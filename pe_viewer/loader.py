@@ -132,20 +132,20 @@ class StudyLoader(QtCore.QObject):
         if self._is_current(job):
             self.progress.emit(done, total)
 
-    def _on_loaded(self, job: int, volume: object) -> None:
+    def _finish(self, job: int) -> bool:
+        """Forget a job that reported its end; True if its result is still wanted."""
         current = self._is_current(job)
         self._forget(job)
-        if current:
+        return current
+
+    def _on_loaded(self, job: int, volume: object) -> None:
+        if self._finish(job):
             self.loaded.emit(volume)
 
     def _on_failed(self, job: int, message: str) -> None:
-        current = self._is_current(job)
-        self._forget(job)
-        if current:
+        if self._finish(job):
             self.failed.emit(message)
 
     def _on_choose_series(self, job: int, series: object) -> None:
-        current = self._is_current(job)
-        self._forget(job)
-        if current:
+        if self._finish(job):
             self.choose_series.emit(series)

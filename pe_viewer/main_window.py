@@ -161,17 +161,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._interactive and self._path is not None:
             self.open_path(self._path, loadable[default].series_uid)
             return
+        lines = [describe_series(s) for s in loadable]
         choice, accepted = QtWidgets.QInputDialog.getItem(
             self,
             "Choose a series",
             f"{self._path} holds {len(series)} series:",
-            [describe_series(s) for s in loadable],
+            lines,
             default,
             False,
         )
         if accepted and self._path is not None:
-            index = [describe_series(s) for s in loadable].index(choice)
-            self.open_path(self._path, loadable[index].series_uid)
+            self.open_path(self._path, loadable[lines.index(choice)].series_uid)
 
     # -- drag and drop -------------------------------------------------------------------
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt override

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,3 +32,26 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_target(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+@contextmanager
+def atomic_folder(
+    path: str | os.PathLike[str], *, replace_existing: bool = False
+) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``path``; on success it is renamed to ``path``.
+
+    On any exception the staging folder is removed and ``path`` is left untouched. With
+    ``replace_existing`` an existing ``path`` is removed just before the rename.
+    """
+    target = Path(path)
+    staging = target.with_name(f".tmp-{target.name}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if replace_existing and target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

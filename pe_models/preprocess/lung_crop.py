@@ -156,7 +156,7 @@ def lung_air_mask(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float]) -
     pixel_area = pixel_spacing_mm[0] * pixel_spacing_mm[1]
     opening_px = max(1, round(BODY_OPENING_MM / min(pixel_spacing_mm)))
     tissue = ndimage.binary_opening(hu_slice > BODY_MIN_HU, iterations=opening_px)
-    body = ndimage.binary_fill_holes(_largest_component(tissue))
+    body = ndimage.binary_fill_holes(largest_component(tissue))
     air = hu_slice < LUNG_AIR_MAX_HU
     labels, count = ndimage.label(air)
     if count == 0:
@@ -173,7 +173,8 @@ def lung_air_mask(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float]) -
     return np.isin(labels, keep)
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest connected component of a boolean mask (the mask itself when empty)."""
     labels, count = ndimage.label(mask)
     if count == 0:
         return mask

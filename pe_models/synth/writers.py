@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from pydicom.uid import (
 )
 
 from pe_models.io import write_image
-from pe_models.io.atomic import write_text_atomic
+from pe_models.io.atomic import atomic_folder
 from pe_models.preprocess.windows import apply_window
 from pe_models.synth.phantom import SLICE_LABELS, Phantom
 
@@ -227,19 +226,13 @@ def write_study(phantom: Phantom, folder: str | os.PathLike[str]) -> Path:
     target = Path(folder)
     if target.exists():
         raise FileExistsError(f"{target}: already exists; phantoms are never written over")
-    staging = target.with_name(f".tmp-{target.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_folder(target) as staging:  # the files inside need no atomicity of their own
         files = write_dicom_series(phantom, staging / "dicom")
         for name in ("pe_mask", "other_mask", "artery_mask", "lung_mask"):
             write_image(getattr(phantom, name), phantom.volume, staging / f"{name}.nii.gz")
         coco = coco_boxes(phantom, [f"dicom/{p.name}" for p in files])
-        write_text_atomic(staging / "boxes_coco.json", json.dumps(coco, indent=1))
-        write_text_atomic(staging / "labels.json", json.dumps(labels_document(phantom), indent=1))
+        (staging / "boxes_coco.json").write_text(json.dumps(coco, indent=1), encoding="utf-8")
+        labels = json.dumps(labels_document(phantom), indent=1)
+        (staging / "labels.json").write_text(labels, encoding="utf-8")
         preview_sheet(phantom).save(staging / "preview.png", optimize=False)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
