@@ -30,6 +30,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from pe_models.data.coco import CocoImage, coco_document, write_coco
+from pe_models.data.records import Box
 from pe_models.io import write_image
 from pe_models.io.atomic import atomic_folder
 from pe_models.preprocess.windows import apply_window
@@ -130,31 +132,22 @@ def _series_template(phantom: Phantom, study_uid: str, series_uid: str, frame_ui
 
 def coco_boxes(phantom: Phantom, file_names: list[str]) -> dict:
     """COCO detection JSON: one image per slice, one ``pe`` box per clot cross-section."""
+    images, boxes, areas, info = _coco_parts(phantom, file_names)
+    return coco_document(images, boxes, areas=areas, info=info)
+
+
+def _coco_parts(
+    phantom: Phantom, file_names: list[str]
+) -> tuple[list[CocoImage], tuple[tuple[Box, ...], ...], list[list[int]], dict[str, str]]:
+    """Images, boxes, areas (PE pixels inside each box) and info of the phantom's COCO file."""
     _, rows, columns = phantom.volume.shape
-    images = [
-        {"id": z, "file_name": name, "width": columns, "height": rows, "slice_index": z}
-        for z, name in enumerate(file_names)
+    images = [(name, rows, columns) for name in file_names]
+    areas = [
+        [int(phantom.pe_mask[z, y0:y1, x0:x1].sum()) for x0, y0, x1, y1 in boxes]
+        for z, boxes in enumerate(phantom.boxes)
     ]
-    annotations: list[dict[str, object]] = []
-    for z, boxes in enumerate(phantom.boxes):
-        for x0, y0, x1, y1 in boxes:
-            area = int(phantom.pe_mask[z, y0:y1, x0:x1].sum())
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": z,
-                    "category_id": 1,
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "area": area,
-                    "iscrowd": 0,
-                }
-            )
-    return {
-        "info": {"description": f"PE boxes of synthetic phantom seed {phantom.seed}"},
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": 1, "name": "pe", "supercategory": "lesion"}],
-    }
+    info = {"description": f"PE boxes of synthetic phantom seed {phantom.seed}"}
+    return images, phantom.boxes, areas, info
 
 
 def labels_document(phantom: Phantom) -> dict:
@@ -230,8 +223,8 @@ def write_study(phantom: Phantom, folder: str | os.PathLike[str]) -> Path:
         files = write_dicom_series(phantom, staging / "dicom")
         for name in ("pe_mask", "other_mask", "artery_mask", "lung_mask"):
             write_image(getattr(phantom, name), phantom.volume, staging / f"{name}.nii.gz")
-        coco = coco_boxes(phantom, [f"dicom/{p.name}" for p in files])
-        (staging / "boxes_coco.json").write_text(json.dumps(coco, indent=1), encoding="utf-8")
+        images, boxes, areas, info = _coco_parts(phantom, [f"dicom/{p.name}" for p in files])
+        write_coco(staging / "boxes_coco.json", images, boxes, areas=areas, info=info)
         labels = json.dumps(labels_document(phantom), indent=1)
         (staging / "labels.json").write_text(labels, encoding="utf-8")
         preview_sheet(phantom).save(staging / "preview.png", optimize=False)

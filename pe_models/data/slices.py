@@ -1,0 +1,265 @@
+"""Studies prepared as model inputs, and the torch datasets that training draws from.
+
+Preparation runs the same preprocessing as :class:`pe_models.inference.Pipeline` (lung crop,
+window stack, resize: :mod:`pe_models.preprocess.model_input`), so a model trains on exactly
+what it will see at inference. Masks and boxes are carried into the model-input frame.
+Prepared studies are cached on disk, keyed by the study and the input recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - the universal spelling
+
+from pe_models.data.records import NO_PE, StudyRecord
+from pe_models.io.atomic import atomic_target
+from pe_models.preprocess.lung_crop import CropBox
+from pe_models.preprocess.model_input import crop_box, model_input
+from pe_models.preprocess.stack import WindowStack
+
+PREPARED_VERSION = 1
+"""Bump when preparation changes, so cached studies are made again."""
+
+LESION_LABELS = ("other_disease", "pe")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How slices become model input (a bundle config's input fields).
+
+    Attributes
+    ----------
+    windows
+        HU window preset per channel.
+    normalisation
+        ``unit`` or ``zero_center`` (see :class:`~pe_models.preprocess.stack.WindowStack`).
+    size
+        Side of the square model input in pixels.
+    crop
+        ``dynamic``, ``fixed`` or ``none``.
+    """
+
+    windows: tuple[str, ...]
+    normalisation: str = "unit"
+    size: int = 256
+    crop: str = "dynamic"
+
+    def key(self) -> str:
+        """A short digest naming this recipe in cache file names."""
+        text = json.dumps({**asdict(self), "version": PREPARED_VERSION}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def normalise(self, unit_uint8: torch.Tensor) -> torch.Tensor:
+        """float32 model input from cached uint8 (0-255 = window [0, 1])."""
+        unit = unit_uint8.float() / 255.0
+        return unit * 2.0 - 1.0 if self.normalisation == "zero_center" else unit
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedStudy:
+    """The kept slices of one study in the model-input frame.
+
+    Attributes
+    ----------
+    patient_id, study_id
+        From the record.
+    z
+        (n,) int indices of the kept slices in the volume.
+    labels
+        Per kept slice: a slice label (``normal``, ``other_disease``, ``pe``, ``no_pe``).
+    images
+        uint8 (n, C, S, S): windows in [0, 1] scaled to 0-255.
+    masks
+        uint8 (n, S, S) 0/1 PE masks, or None when the study has none.
+    boxes
+        Per kept slice, float32 (k, 4) PE boxes x0, y0, x1, y1 in input pixels; None if unknown.
+    """
+
+    patient_id: str
+    study_id: str
+    z: np.ndarray
+    labels: tuple[str, ...]
+    images: np.ndarray
+    masks: np.ndarray | None
+    boxes: tuple[np.ndarray, ...] | None
+
+
+def boxes_to_input(boxes: np.ndarray, crop: CropBox, size: int) -> np.ndarray:
+    """Map (k, 4) original-pixel boxes into the (size × size) model input of ``crop``.
+
+    The inverse of :meth:`CropBox.boxes_to_original`; boxes are clipped to the crop and
+    dropped when less than a pixel of them is left.
+    """
+    mapped = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+    mapped[:, [0, 2]] = (mapped[:, [0, 2]] - crop.x0) * size / crop.shape[1]
+    mapped[:, [1, 3]] = (mapped[:, [1, 3]] - crop.y0) * size / crop.shape[0]
+    mapped = np.clip(mapped, 0, size)
+    keep = (mapped[:, 2] - mapped[:, 0] >= 1) & (mapped[:, 3] - mapped[:, 1] >= 1)
+    return mapped[keep]
+
+
+def select_slices(labels: Sequence[str], normal_stride: int) -> np.ndarray:
+    """Indices to keep: every lesion slice and every ``normal_stride``-th other slice."""
+    z = np.arange(len(labels))
+    lesion = np.isin(np.asarray(labels), LESION_LABELS)
+    return z[lesion | (z % max(1, normal_stride) == 0)]
+
+
+def prepare_study(record: StudyRecord, spec: InputSpec, normal_stride: int = 1) -> PreparedStudy:
+    """Load a study and turn its kept slices into model inputs with their targets."""
+    study = record.load()
+    volume = study.volume
+    labels = study.slice_labels or (NO_PE,) * volume.shape[0]
+    keep = select_slices(labels, normal_stride)
+    windows = WindowStack(spec.windows, normalisation="unit")
+    crops = [crop_box(volume.hu[z], volume.spacing[1:], spec.crop) for z in keep]
+    images = np.concatenate(
+        [
+            _to_uint8(model_input([volume.hu[z]], [crop], windows, spec.size))
+            for z, crop in zip(keep, crops, strict=True)
+        ]
+    )
+    masks = None
+    if study.pe_mask is not None:
+        masks = np.stack(
+            [_resize_mask(crop.apply(study.pe_mask[z]), spec.size) for z, crop in zip(keep, crops)]
+        )
+    boxes = None
+    if study.boxes is not None:
+        boxes = tuple(
+            boxes_to_input(np.asarray(study.boxes[z], dtype=float), crop, spec.size)
+            for z, crop in zip(keep, crops, strict=True)
+        )
+    return PreparedStudy(
+        record.patient_id,
+        record.study_id,
+        keep,
+        tuple(labels[z] for z in keep),
+        images,
+        masks,
+        boxes,
+    )
+
+
+def _to_uint8(unit: torch.Tensor) -> np.ndarray:
+    return (unit.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Resize a (h, w) 0/1 mask like the image (antialiased bilinear), then threshold at 0.5."""
+    resized = F.interpolate(
+        torch.from_numpy(mask.astype(np.float32))[None, None],
+        size=(size, size),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
+    return (resized[0, 0] >= 0.5).to(torch.uint8).numpy()
+
+
+def prepared_cache_dir() -> Path:
+    """Where prepared studies are cached (under the pe-viewer cache folder)."""
+    from pe_models.demo import cache_dir
+
+    return cache_dir() / f"prepared-v{PREPARED_VERSION}"
+
+
+def _cache_path(record: StudyRecord, spec: InputSpec, normal_stride: int) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in record.study_id)
+    name = f"{safe}-{spec.key()}-s{normal_stride}.npz"
+    return prepared_cache_dir() / record.dataset / name
+
+
+def save_prepared(study: PreparedStudy, path: Path) -> None:
+    """Write a prepared study to ``path`` (.npz) atomically."""
+    arrays: dict[str, np.ndarray] = {
+        "z": study.z,
+        "labels": np.array(study.labels),
+        "images": study.images,
+        "ids": np.array([study.patient_id, study.study_id]),
+    }
+    if study.masks is not None:
+        arrays["masks"] = study.masks
+    if study.boxes is not None:
+        arrays["box_counts"] = np.array([len(b) for b in study.boxes])
+        arrays["boxes"] = np.concatenate([np.zeros((0, 4), np.float32), *study.boxes])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_target(path, suffix=".npz") as staging, open(staging, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_prepared(path: Path) -> PreparedStudy:
+    """Read a study written by :func:`save_prepared`."""
+    with np.load(path) as data:
+        boxes = None
+        if "boxes" in data:
+            ends = np.cumsum(data["box_counts"])
+            boxes = tuple(np.split(data["boxes"], ends[:-1]))
+        patient_id, study_id = (str(v) for v in data["ids"])
+        return PreparedStudy(
+            patient_id,
+            study_id,
+            data["z"],
+            tuple(str(v) for v in data["labels"]),
+            data["images"],
+            data["masks"] if "masks" in data else None,
+            boxes,
+        )
+
+
+def _prepare_cached(record: StudyRecord, spec: InputSpec, normal_stride: int) -> PreparedStudy:
+    path = _cache_path(record, spec, normal_stride)
+    if path.is_file():
+        return load_prepared(path)
+    torch.set_num_threads(1)
+    study = prepare_study(record, spec, normal_stride)
+    save_prepared(study, path)
+    return study
+
+
+def prepare_studies(
+    records: Sequence[StudyRecord],
+    spec: InputSpec,
+    *,
+    normal_stride: int = 1,
+    workers: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[PreparedStudy]:
+    """Prepare (or read from the cache) every study, in parallel processes.
+
+    Parameters
+    ----------
+    normal_stride
+        Keep every lesion slice and every ``normal_stride``-th other slice.
+    workers
+        Processes (default: the CPU count, at most 8); 0 prepares in this process.
+    progress
+        Called with (done, total, study_id) after each study.
+    """
+    workers = min(8, os.cpu_count() or 1) if workers is None else workers
+    prepared: list[PreparedStudy] = []
+    if workers == 0:
+        for i, record in enumerate(records):
+            prepared.append(_prepare_cached(record, spec, normal_stride))
+            if progress:
+                progress(i + 1, len(records), record.study_id)
+        return prepared
+    # spawn, not fork: a forked child inherits the parent's OpenMP state and can hang.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(_prepare_cached, r, spec, normal_stride) for r in records]
+        for i, (record, future) in enumerate(zip(records, futures, strict=True)):
+            prepared.append(future.result())
+            if progress:
+                progress(i + 1, len(records), record.study_id)
+    return prepared

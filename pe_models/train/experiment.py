@@ -1,0 +1,216 @@
+"""Experiment files: one YAML per trained bundle, read into checked dataclasses.
+
+A file names the network (registry arch + builder kwargs, optional warm start from another
+bundle), its input recipe, its data (phantom seeds or a dataset folder split by patient) and
+the training schedule::
+
+    name: demo-classifier
+    task: classification
+    model: {arch: classifier, kwargs: {backbone: resnet10t, in_chans: 3}, init_from: null}
+    input: {windows: [lung, vascular, mediastinal], normalisation: unit, size: 256}
+    data:
+      source: phantoms               # phantoms | folder | rsna | fumpe
+      train: {seeds: [1000, 1040], kind: mix}   # seeds [start, stop)
+      val: {seeds: [5000, 5004], kind: mix}
+    train: {steps: 1500, batch_size: 16, lr: 1.0e-3}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pe_models.bundle import TASKS
+from pe_models.data.slices import InputSpec
+
+SOURCES = ("phantoms", "folder", "rsna", "fumpe")
+
+
+class ExperimentError(ValueError):
+    """An experiment file is invalid; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Network to build: ``pe_models.nets.build(arch, **kwargs)``.
+
+    ``init_from`` names a bundle folder (or, inside a preset, an earlier experiment) whose
+    weights start this one: the classifier's encoder for a U-Net (seed 1, steps 4-6), its
+    backbone for Faster R-CNN, all matching tensors otherwise.
+    """
+
+    arch: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
+
+
+@dataclass(frozen=True)
+class PhantomSet:
+    """Phantom seeds ``[start, stop)`` of one kind (``pe``, ``other``, ``normal``, ``mix``)."""
+
+    seeds: tuple[int, int]
+    kind: str = "mix"
+    size: str = "full"
+
+    @property
+    def seed_list(self) -> list[int]:
+        """Every seed of the set."""
+        return list(range(*self.seeds))
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the slices come from.
+
+    ``phantoms``: ``train`` / ``val`` (/ ``test``) phantom sets with disjoint seeds.
+    ``folder`` / ``rsna`` / ``fumpe``: a dataset ``root`` split by patient with ``split``
+    fractions (``train``, ``val``, ``test``) and ``split_seed``.
+    """
+
+    source: str = "phantoms"
+    train: PhantomSet | None = None
+    val: PhantomSet | None = None
+    test: PhantomSet | None = None
+    root: str | None = None
+    split: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.1, "test": 0.2})
+    split_seed: int = 0
+    normal_stride: int = 1
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Schedule and engine settings.
+
+    Attributes
+    ----------
+    steps
+        Optimiser steps (the schedule is step-based: datasets are sampled, not exhausted).
+    batch_size, lr, weight_decay
+        AdamW with a one-cycle learning-rate schedule.
+    positive_fraction
+        Share of samples drawn from the positive class (class imbalance: seed 2's slices are
+        10:1 normal to PE), or, for patch training, centred on a lesion.
+    patch
+        Segmentation / detection: train on square patches of this size (None: whole input).
+    val_every
+        Validate every this many steps; the best validation score is kept.
+    patience
+        Early stopping after this many validations without improvement (0: never).
+    precision
+        ``auto`` (16-bit mixed on CUDA, 32-bit on CPU) or a Lightning precision string.
+    devices, num_nodes
+        Lightning devices / nodes; more than one device trains with DDP.
+    half
+        Store the bundle's weights as float16.
+    """
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    positive_fraction: float = 0.5
+    patch: int | None = None
+    val_every: int = 250
+    patience: int = 0
+    precision: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    workers: int = 0
+    seed: int = 0
+    half: bool = True
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One training run that ends in one bundle."""
+
+    name: str
+    task: str
+    model: ModelSpec
+    input: InputSpec
+    data: DataSpec
+    train: TrainSpec
+    output: str
+    class_names: tuple[str, ...] = ("pe",)
+    card: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def _build(cls: type, raw: Any, source: Path, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ExperimentError(f"{source}: {where} must be a mapping, got {raw!r}")
+    names = {f.name for f in fields(cls)}
+    if unknown := set(raw) - names:
+        raise ExperimentError(
+            f"{source}: unknown key(s) {sorted(unknown)} in {where}; valid: {sorted(names)}"
+        )
+    try:
+        return cls(**raw)
+    except TypeError as error:
+        raise ExperimentError(f"{source}: {where}: {error}") from error
+
+
+def _phantom_set(raw: Any, source: Path, where: str) -> PhantomSet | None:
+    if raw is None:
+        return None
+    built = _build(PhantomSet, raw, source, where)
+    seeds = tuple(built.seeds)
+    if len(seeds) != 2 or not 0 <= seeds[0] < seeds[1]:
+        raise ExperimentError(f"{source}: {where}.seeds must be [start, stop), got {seeds}")
+    return PhantomSet((int(seeds[0]), int(seeds[1])), built.kind, built.size)
+
+
+def parse_experiment(raw: Any, source: Path) -> Experiment:
+    """Check a parsed YAML mapping and build the experiment; errors name ``source``."""
+    if not isinstance(raw, dict):
+        raise ExperimentError(f"{source}: an experiment file must hold a mapping")
+    for key in ("name", "task", "model", "input", "data"):
+        if key not in raw:
+            raise ExperimentError(f"{source}: missing key {key!r}")
+    if raw["task"] not in TASKS:
+        raise ExperimentError(f"{source}: unknown task {raw['task']!r}; valid: {', '.join(TASKS)}")
+    data_raw = dict(raw["data"])
+    sets = {
+        part: _phantom_set(data_raw.pop(part, None), source, f"data.{part}")
+        for part in ("train", "val", "test")
+    }
+    data = _build(DataSpec, data_raw, source, "data")
+    data = DataSpec(**{**data.__dict__, **sets})
+    if data.source not in SOURCES:
+        raise ExperimentError(
+            f"{source}: unknown data source {data.source!r}; valid: {', '.join(SOURCES)}"
+        )
+    if data.source == "phantoms" and (data.train is None or data.val is None):
+        raise ExperimentError(f"{source}: phantom data needs data.train and data.val seeds")
+    if data.source != "phantoms" and not data.root:
+        raise ExperimentError(f"{source}: data source {data.source!r} needs data.root")
+    if data.train and data.val and set(data.train.seed_list) & set(data.val.seed_list):
+        raise ExperimentError(f"{source}: training and validation seeds overlap")
+    input_raw = dict(raw["input"])
+    input_raw["windows"] = tuple(input_raw.get("windows", ()))
+    model = _build(ModelSpec, raw["model"], source, "model")
+    return Experiment(
+        name=str(raw["name"]),
+        task=raw["task"],
+        model=model,
+        input=_build(InputSpec, input_raw, source, "input"),
+        data=data,
+        train=_build(TrainSpec, raw.get("train", {}), source, "train"),
+        output=str(raw.get("output", raw["name"])),
+        class_names=tuple(raw.get("class_names", ("pe",))),
+        card={str(k): str(v) for k, v in raw.get("card", {}).items()},
+        path=source,
+    )
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read one experiment YAML file."""
+    source = Path(path)
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ExperimentError(f"{source}: cannot read experiment ({error})") from error
+    return parse_experiment(raw, source)

@@ -1,0 +1,139 @@
+"""The Lightning module: one network, its task's loss, and the validation score it keeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import segmentation_models_pytorch as smp
+import torch
+import torch.nn.functional as F  # noqa: N812 - the universal spelling
+from torch import nn
+from torchmetrics.classification import BinaryAUROC
+from torchmetrics.detection import MeanAveragePrecision
+
+VALIDATION_SCORE = {
+    "classification": "val_auc",
+    "triage_stage1": "val_auc",
+    "triage_stage2": "val_auc",
+    "segmentation": "val_iou",
+    "detection": "val_ap50",
+}
+"""The score each task is selected on (higher is better)."""
+
+
+def set_detector_size(model: nn.Module, size: int) -> None:
+    """Make a torchvision detector keep ``size``-pixel square images at their size.
+
+    Its transform resizes every image to ``min_size``; patches (training) and whole inputs
+    (validation, inference) differ in size, so the size is set before each phase.
+    """
+    transform = model.transform  # type: ignore[union-attr]
+    transform.min_size = (size,)
+    transform.max_size = size
+
+
+class TaskModule(L.LightningModule):
+    """Trains ``model`` for ``task`` with AdamW and a one-cycle schedule over ``steps``.
+
+    Parameters
+    ----------
+    model
+        A network from :func:`pe_models.nets.build`.
+    task
+        One of :data:`VALIDATION_SCORE`'s keys.
+    steps, lr, weight_decay
+        Schedule.
+    train_size, val_size
+        Detection only: input side of training patches and of validation images.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: str,
+        *,
+        steps: int,
+        lr: float,
+        weight_decay: float,
+        train_size: int | None = None,
+        val_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task
+        self.steps = steps
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.train_size = train_size
+        self.val_size = val_size
+        self.dice = smp.losses.DiceLoss("binary", from_logits=True)
+        self.auroc = BinaryAUROC()
+        self.ap = MeanAveragePrecision(iou_thresholds=[0.5], box_format="xyxy")
+        self._intersection = torch.zeros(())
+        self._union = torch.zeros(())
+
+    def training_step(self, batch: Any, batch_index: int) -> torch.Tensor:
+        """Loss of one batch."""
+        images, targets = batch
+        if self.task == "detection":
+            if self.train_size:
+                set_detector_size(self.model, self.train_size)
+            losses = self.model(list(images), targets)
+            loss = sum(losses.values())
+            self.log_dict({f"train_{k}": v for k, v in losses.items()}, on_step=True)
+        elif self.task == "segmentation":
+            logits = self.model(images)[:, 0]
+            truth = targets.float()
+            loss = F.binary_cross_entropy_with_logits(logits, truth) + self.dice(
+                logits[:, None], truth[:, None]
+            )
+        else:
+            loss = F.binary_cross_entropy_with_logits(self.model(images)[:, 0], targets)
+        self.log("train_loss", loss, on_step=True, prog_bar=True)
+        return loss  # type: ignore[return-value]
+
+    def on_validation_epoch_start(self) -> None:
+        """Reset the accumulators of the validation score."""
+        self.auroc.reset()
+        self.ap.reset()
+        self._intersection = torch.zeros((), device=self.device)
+        self._union = torch.zeros((), device=self.device)
+        if self.task == "detection" and self.val_size:
+            set_detector_size(self.model, self.val_size)
+
+    def validation_step(self, batch: Any, batch_index: int) -> None:
+        """Accumulate the task's validation score."""
+        images, targets = batch
+        if self.task == "detection":
+            found = self.model(list(images))
+            self.ap.update(
+                [{k: f[k] for k in ("boxes", "scores", "labels")} for f in found], targets
+            )
+        elif self.task == "segmentation":
+            predicted = self.model(images)[:, 0] >= 0
+            truth = targets.bool()
+            self._intersection += (predicted & truth).sum()
+            self._union += (predicted | truth).sum()
+        else:
+            self.auroc.update(torch.sigmoid(self.model(images)[:, 0]), targets.int())
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the validation score named in :data:`VALIDATION_SCORE`."""
+        if self.task == "detection":
+            score = self.ap.compute()["map_50"]
+        elif self.task == "segmentation":
+            score = self._intersection / self._union.clamp(min=1)
+        else:
+            score = self.auroc.compute()
+        self.log(VALIDATION_SCORE[self.task], score.float(), prog_bar=True, sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        """AdamW with a one-cycle schedule stepped every batch."""
+        optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.lr, total_steps=self.steps, pct_start=0.15
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,304 @@
+"""Train one experiment with PyTorch Lightning and save the result as a model bundle."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from torch import nn
+from torch.utils.data import DataLoader
+
+from pe_models.bundle import BundleConfig, load_bundle, save_bundle
+from pe_models.data.phantoms import phantom_records
+from pe_models.data.records import StudyRecord, split_by_patient
+from pe_models.data.slices import PreparedStudy, prepare_studies
+from pe_models.nets import build
+from pe_models.nets.detector import transfer_backbone_weights
+from pe_models.nets.unet import copy_matching, transfer_encoder_weights
+from pe_models.train.experiment import Experiment
+from pe_models.train.module import VALIDATION_SCORE, TaskModule
+from pe_models.train.samples import (
+    BalancedSlices,
+    LesionList,
+    Patches,
+    SliceList,
+    collate_detection,
+)
+
+log = logging.getLogger(__name__)
+
+NOT_FOR_CLINICAL_USE = "**Research use only. Not a medical device; not for clinical use.**"
+
+
+def dataset_records(experiment: Experiment) -> dict[str, list[StudyRecord]]:
+    """Training / validation (/ test) studies of an experiment, split by patient."""
+    data = experiment.data
+    if data.source == "phantoms":
+        parts = {"train": data.train, "val": data.val, "test": data.test}
+        return {
+            name: phantom_records(part.seed_list, part.kind, size=part.size)
+            for name, part in parts.items()
+            if part is not None
+        }
+    root = Path(str(data.root))
+    if data.source == "rsna":
+        from pe_models.data.rsna import rsna_records
+
+        records = rsna_records(root)
+    elif data.source == "fumpe":
+        from pe_models.data.fumpe import fumpe_records
+
+        records = fumpe_records(root)
+    else:
+        from pe_models.data.folder import folder_records
+
+        records = folder_records(root)
+    return split_by_patient(records, data.split, seed=data.split_seed)
+
+
+def _datasets(
+    experiment: Experiment, train: list[PreparedStudy], val: list[PreparedStudy]
+) -> tuple[object, object, object]:
+    """Training set, validation set and collate function for the task."""
+    spec, settings, task = experiment.input, experiment.train, experiment.task
+    length = settings.steps * settings.batch_size
+    if task in ("segmentation", "detection"):
+        train_set: object = Patches(
+            train,
+            spec,
+            task,
+            length=length,
+            patch=settings.patch,
+            positive_fraction=settings.positive_fraction,
+            seed=settings.seed,
+        )
+        val_set: object = LesionList(val, spec, task)
+    else:
+        train_set = BalancedSlices(
+            train,
+            spec,
+            task,
+            length=length,
+            positive_fraction=settings.positive_fraction,
+            seed=settings.seed,
+        )
+        val_set = SliceList(val, spec, task)
+    collate = collate_detection if task == "detection" else None
+    return train_set, val_set, collate
+
+
+def resolve_init(init_from: str | None, trained: Mapping[str, Path]) -> Path | None:
+    """The bundle folder named by ``init_from``: an experiment trained earlier, or a path."""
+    if init_from is None:
+        return None
+    if init_from in trained:
+        return trained[init_from]
+    path = Path(init_from)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"init_from {init_from!r} is neither an earlier experiment of this run "
+            f"({', '.join(trained) or 'none'}) nor a bundle folder"
+        )
+    return path
+
+
+def build_network(experiment: Experiment, init_bundle: Path | None) -> nn.Module:
+    """The experiment's network, warm-started from ``init_bundle`` when given.
+
+    A U-Net takes the classifier's encoder (seed 1, steps 4-6), a detector the classifier's
+    backbone (seed 1's localiser); any other model takes every tensor whose name and shape
+    match (e.g. triage stage 2 from stage 1).
+    """
+    model = build(experiment.model.arch, **builder_kwargs(experiment))
+    if init_bundle is None:
+        return model
+    source = load_bundle(init_bundle).build_model()
+    if experiment.task == "segmentation":
+        copied = transfer_encoder_weights(source, model)
+    elif experiment.task == "detection":
+        copied = transfer_backbone_weights(source, model)  # type: ignore[arg-type]
+    else:
+        copied = copy_matching(source, model)
+    log.info("%s: %d tensors copied from %s", experiment.name, len(copied), init_bundle)
+    return model
+
+
+def builder_kwargs(experiment: Experiment) -> dict[str, object]:
+    """Builder arguments; a detector keeps inputs at the input size (no resize)."""
+    kwargs = dict(experiment.model.kwargs)
+    if experiment.task == "detection":
+        kwargs.setdefault("min_size", experiment.input.size)
+        kwargs.setdefault("max_size", experiment.input.size)
+    return kwargs
+
+
+def _loggers(folder: Path, name: str) -> list[Logger]:
+    loggers: list[Logger] = [CSVLogger(folder / "logs", name=name)]
+    try:
+        import tensorboard  # noqa: F401 - optional
+
+        loggers.append(TensorBoardLogger(folder / "logs", name=name))
+    except ImportError:
+        pass
+    return loggers
+
+
+def _precision(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    return "16-mixed" if torch.cuda.is_available() else "32-true"
+
+
+def train_experiment(
+    experiment: Experiment,
+    out: str | Path,
+    *,
+    trained: Mapping[str, Path] | None = None,
+    workers: int | None = None,
+    progress_bar: bool = True,
+) -> Path:
+    """Train ``experiment`` and write its bundle to ``out / experiment.output``.
+
+    Parameters
+    ----------
+    out
+        Output folder: bundles, ``logs/`` (CSV, TensorBoard when installed) and
+        ``checkpoints/`` go there.
+    trained
+        Experiments of the same run already trained (name → bundle), for ``init_from``.
+    workers
+        Processes preparing studies (default: CPU count).
+
+    Returns
+    -------
+    Path
+        The bundle folder.
+    """
+    out = Path(out)
+    settings = experiment.train
+    L.seed_everything(settings.seed, workers=True)
+    started = time.perf_counter()
+    records = dataset_records(experiment)
+    prepared = {
+        part: prepare_studies(
+            parts, experiment.input, normal_stride=experiment.data.normal_stride, workers=workers
+        )
+        for part, parts in records.items()
+        if part in ("train", "val")
+    }
+    prepare_s = time.perf_counter() - started
+    train_set, val_set, collate = _datasets(experiment, prepared["train"], prepared["val"])
+    loader_args = {"batch_size": settings.batch_size, "num_workers": settings.workers}
+    train_loader = DataLoader(train_set, shuffle=False, collate_fn=collate, **loader_args)  # type: ignore[arg-type]
+    val_loader = DataLoader(val_set, shuffle=False, collate_fn=collate, **loader_args)  # type: ignore[arg-type]
+
+    init_bundle = resolve_init(experiment.model.init_from, trained or {})
+    network = build_network(experiment, init_bundle)
+    module = TaskModule(
+        network,
+        experiment.task,
+        steps=settings.steps,
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
+        train_size=settings.patch,
+        val_size=experiment.input.size,
+    )
+    score_name = VALIDATION_SCORE[experiment.task]
+    checkpoint = ModelCheckpoint(
+        dirpath=out / "checkpoints" / experiment.name,
+        filename="best",
+        monitor=score_name,
+        mode="max",
+        save_top_k=1,
+    )
+    callbacks: list[L.Callback] = [checkpoint]
+    if settings.patience:
+        callbacks.append(EarlyStopping(score_name, mode="max", patience=settings.patience))
+    multi_device = settings.devices not in (1, "1") or settings.num_nodes > 1
+    trainer = L.Trainer(
+        max_steps=settings.steps,
+        val_check_interval=min(settings.val_every, settings.steps),
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        logger=_loggers(out, experiment.name),
+        precision=_precision(settings.precision),  # type: ignore[arg-type]
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
+        strategy="ddp" if multi_device else "auto",
+        log_every_n_steps=10,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_loader, val_loader)
+    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(best["state_dict"])
+    summary = {
+        "experiment": experiment.name,
+        "experiment_file": str(experiment.path) if experiment.path else None,
+        "steps_run": int(trainer.global_step),
+        "best_validation": {score_name: float(checkpoint.best_model_score or 0.0)},
+        "train_studies": [s.study_id for s in prepared["train"]],
+        "val_studies": [s.study_id for s in prepared["val"]],
+        "train_slices": int(sum(len(s.z) for s in prepared["train"])),
+        "prepare_seconds": round(prepare_s, 1),
+        "train_seconds": round(time.perf_counter() - started - prepare_s, 1),
+        "init_from": str(init_bundle) if init_bundle else None,
+        "device": str(trainer.strategy.root_device),
+    }
+    config = BundleConfig(
+        arch=experiment.model.arch,
+        builder_kwargs=builder_kwargs(experiment),
+        task=experiment.task,
+        input_windows=experiment.input.windows,
+        normalisation=experiment.input.normalisation,
+        input_size=experiment.input.size,
+        crop=experiment.input.crop,
+        class_names=experiment.class_names,
+        extra={"training": summary},
+    )
+    folder = out / experiment.output
+    save_bundle(
+        module.model, config, training_card(experiment, summary), folder, half=settings.half
+    )
+    return folder
+
+
+def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
+    """The model card written at training time (``pe-eval --update-cards`` adds test metrics)."""
+    data = experiment.data
+    if data.source == "phantoms":
+        trained_on = (
+            "**synthetic CTPA phantoms only** (`pe_models.synth`), seeds "
+            f"{data.train.seeds if data.train else '?'} for training and "
+            f"{data.val.seeds if data.val else '?'} for model selection"
+        )
+    else:
+        trained_on = f"{data.source} data from `{data.root}`, split by patient ({data.split})"
+    lines = [
+        f"# {experiment.card.get('title', experiment.name)}",
+        "",
+        NOT_FOR_CLINICAL_USE,
+        "",
+        f"- Task: {experiment.task}; architecture `{experiment.model.arch}` "
+        f"{json.dumps(experiment.model.kwargs)}",
+        f"- Input: windows {', '.join(experiment.input.windows)}, {experiment.input.crop} crop, "
+        f"{experiment.input.size}² px, normalisation {experiment.input.normalisation}",
+        f"- Trained on {trained_on}.",
+        f"- Intended use: {experiment.card.get('intended_use', 'research and software testing')}.",
+        f"- Training: {summary['steps_run']} steps; best validation "
+        f"{json.dumps(summary['best_validation'])} (validation studies, used to pick the "
+        "checkpoint: not a test result).",
+        f"- Experiment: {asdict(experiment.train)}",
+    ]
+    if note := experiment.card.get("notes"):
+        lines += ["", note]
+    return "\n".join(lines) + "\n"

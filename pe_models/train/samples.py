@@ -1,0 +1,252 @@
+"""Torch datasets over prepared studies: balanced slice sampling and lesion-centred patches.
+
+Training sets are sampled, not exhausted: item ``i`` is drawn by a generator seeded with
+``(seed, i)``, so a run is reproducible and each DDP rank (which gets its own indices) sees
+different samples. Validation sets are fixed lists of whole inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pe_models.data.records import NO_PE
+from pe_models.data.slices import InputSpec, PreparedStudy
+
+BINARY_TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # task: (positive slice labels, negative slice labels)
+    "classification": (("pe",), ("normal", "other_disease", NO_PE)),
+    "triage_stage1": (("other_disease", "pe"), ("normal",)),
+    "triage_stage2": (("pe",), ("other_disease",)),
+}
+"""Which slices each binary task learns from: stage 1 is WNL vs diseased, stage 2 is PE vs
+other disease on diseased slices only (seed 2)."""
+
+SliceRef = tuple[int, int]
+"""(study index, kept-slice index) into a list of prepared studies."""
+
+
+def binary_slices(
+    studies: Sequence[PreparedStudy], task: str
+) -> tuple[list[SliceRef], list[SliceRef]]:
+    """Positive and negative slices of ``studies`` for a binary ``task``."""
+    positive_labels, negative_labels = BINARY_TARGETS[task]
+    positives: list[SliceRef] = []
+    negatives: list[SliceRef] = []
+    for s, study in enumerate(studies):
+        for k, label in enumerate(study.labels):
+            if label in positive_labels:
+                positives.append((s, k))
+            elif label in negative_labels:
+                negatives.append((s, k))
+    return positives, negatives
+
+
+class _Sampled(Dataset):
+    """Base of the sampled training sets: ``length`` items, item i from rng((seed, i))."""
+
+    def __init__(self, studies: Sequence[PreparedStudy], spec: InputSpec, length: int, seed: int):
+        self.studies = list(studies)
+        self.spec = spec
+        self.length = length
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, index])
+
+    def _image(self, ref: SliceRef) -> torch.Tensor:
+        study, k = ref
+        return self.spec.normalise(torch.from_numpy(self.studies[study].images[k]))
+
+
+class BalancedSlices(_Sampled):
+    """Whole slices with a binary target, positives drawn with ``positive_fraction``.
+
+    Items: (image float32 (C, S, S), target float32 scalar). Horizontal flips (p = 0.5)
+    augment the images.
+    """
+
+    def __init__(
+        self,
+        studies: Sequence[PreparedStudy],
+        spec: InputSpec,
+        task: str,
+        *,
+        length: int,
+        positive_fraction: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(studies, spec, length, seed)
+        self.positives, self.negatives = binary_slices(self.studies, task)
+        if not self.positives or not self.negatives:
+            raise ValueError(
+                f"{task} needs positive and negative slices; found {len(self.positives)} "
+                f"positive and {len(self.negatives)} negative"
+            )
+        self.positive_fraction = positive_fraction
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = self._rng(index)
+        positive = rng.random() < self.positive_fraction
+        pool = self.positives if positive else self.negatives
+        image = self._image(pool[int(rng.integers(len(pool)))])
+        if rng.random() < 0.5:
+            image = image.flip(-1)
+        return image, torch.tensor(float(positive))
+
+
+class SliceList(Dataset):
+    """Fixed validation slices: (image, binary target) for every labelled slice, in order."""
+
+    def __init__(self, studies: Sequence[PreparedStudy], spec: InputSpec, task: str) -> None:
+        self.studies = list(studies)
+        self.spec = spec
+        positives, negatives = binary_slices(self.studies, task)
+        self.items = sorted([(ref, 1.0) for ref in positives] + [(ref, 0.0) for ref in negatives])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        (study, k), target = self.items[index]
+        image = self.spec.normalise(torch.from_numpy(self.studies[study].images[k]))
+        return image, torch.tensor(target)
+
+
+def lesion_slices(studies: Sequence[PreparedStudy]) -> list[SliceRef]:
+    """Slices whose PE mask (or box list) is not empty."""
+    found = []
+    for s, study in enumerate(studies):
+        for k in range(len(study.z)):
+            if (study.masks is not None and study.masks[k].any()) or (
+                study.boxes is not None and len(study.boxes[k])
+            ):
+                found.append((s, k))
+    return found
+
+
+class Patches(_Sampled):
+    """Square patches for segmentation and detection, lesion-centred with ``positive_fraction``.
+
+    Items: (image float32 (C, P, P), target), where the target is a uint8 (P, P) mask for
+    ``segmentation`` and torchvision's ``{"boxes": (k, 4), "labels": (k,)}`` for
+    ``detection`` (boxes clipped to the patch; slivers under 2 px dropped). ``patch=None``
+    uses the whole input.
+    """
+
+    def __init__(
+        self,
+        studies: Sequence[PreparedStudy],
+        spec: InputSpec,
+        task: str,
+        *,
+        length: int,
+        patch: int | None,
+        positive_fraction: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(studies, spec, length, seed)
+        if task not in ("segmentation", "detection"):
+            raise ValueError(f"patches are for segmentation or detection, not {task!r}")
+        self.task = task
+        self.patch = patch or spec.size
+        self.lesions = lesion_slices(self.studies)
+        self.all = [(s, k) for s, study in enumerate(self.studies) for k in range(len(study.z))]
+        if not self.lesions:
+            raise ValueError(f"{task} needs slices with PE masks or boxes; found none")
+        self.positive_fraction = positive_fraction
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, object]:
+        rng = self._rng(index)
+        size, patch = self.spec.size, self.patch
+        if rng.random() < self.positive_fraction:
+            study, k = self.lesions[int(rng.integers(len(self.lesions)))]
+            cy, cx = self._lesion_point(study, k, rng)
+            y0 = int(np.clip(cy - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
+            x0 = int(np.clip(cx - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
+        else:
+            study, k = self.all[int(rng.integers(len(self.all)))]
+            y0, x0 = (int(v) for v in rng.integers(0, size - patch + 1, size=2))
+        image = self._image((study, k))[:, y0 : y0 + patch, x0 : x0 + patch]
+        if self.task == "segmentation":
+            masks = self.studies[study].masks
+            assert masks is not None  # lesion_slices / prepared masks guarantee this
+            return image, torch.from_numpy(masks[k, y0 : y0 + patch, x0 : x0 + patch].copy())
+        return image, self._boxes(study, k, y0, x0)
+
+    def _lesion_point(self, study: int, k: int, rng: np.random.Generator) -> tuple[int, int]:
+        prepared = self.studies[study]
+        if prepared.masks is not None and prepared.masks[k].any():
+            rows, columns = np.nonzero(prepared.masks[k])
+            i = int(rng.integers(len(rows)))
+            return int(rows[i]), int(columns[i])
+        assert prepared.boxes is not None
+        box = prepared.boxes[k][int(rng.integers(len(prepared.boxes[k])))]
+        return int((box[1] + box[3]) / 2), int((box[0] + box[2]) / 2)
+
+    def _boxes(self, study: int, k: int, y0: int, x0: int) -> dict[str, torch.Tensor]:
+        prepared = self.studies[study]
+        boxes = prepared.boxes[k] if prepared.boxes is not None else np.zeros((0, 4))
+        return detection_target(boxes, y0, x0, self.patch)
+
+
+def detection_target(boxes: np.ndarray, y0: int, x0: int, size: int) -> dict[str, torch.Tensor]:
+    """Torchvision target of ``boxes`` (k, 4) seen through a window at (y0, x0) of ``size``."""
+    shifted = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) - [x0, y0, x0, y0]
+    shifted = np.clip(shifted, 0, size)
+    keep = (shifted[:, 2] - shifted[:, 0] >= 2) & (shifted[:, 3] - shifted[:, 1] >= 2)
+    kept = torch.from_numpy(shifted[keep])
+    return {"boxes": kept.reshape(-1, 4), "labels": torch.ones(len(kept), dtype=torch.int64)}
+
+
+class LesionList(Dataset):
+    """Fixed validation inputs for segmentation / detection: lesion slices and, after them,
+    every ``negative_stride``-th slice without lesion (for false positives).
+    """
+
+    def __init__(
+        self,
+        studies: Sequence[PreparedStudy],
+        spec: InputSpec,
+        task: str,
+        *,
+        negative_stride: int = 8,
+    ) -> None:
+        self.studies = list(studies)
+        self.spec = spec
+        self.task = task
+        lesions = lesion_slices(self.studies)
+        lesion_set = set(lesions)
+        others = [
+            (s, k)
+            for s, study in enumerate(self.studies)
+            for k in range(len(study.z))
+            if (s, k) not in lesion_set
+        ]
+        self.items = lesions + others[::negative_stride]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, object]:
+        study, k = self.items[index]
+        prepared = self.studies[study]
+        image = self.spec.normalise(torch.from_numpy(prepared.images[k]))
+        if self.task == "segmentation":
+            assert prepared.masks is not None
+            return image, torch.from_numpy(prepared.masks[k].copy())
+        boxes = prepared.boxes[k] if prepared.boxes is not None else np.zeros((0, 4))
+        return image, detection_target(boxes, 0, 0, self.spec.size)
+
+
+def collate_detection(
+    batch: Sequence[tuple[torch.Tensor, dict[str, torch.Tensor]]],
+) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """Stack images (all the same size) and keep targets as a list, as torchvision expects."""
+    return torch.stack([image for image, _ in batch]), [target for _, target in batch]
