@@ -132,7 +132,10 @@ def prepare_study(record: StudyRecord, spec: InputSpec, normal_stride: int = 1) 
     masks = None
     if study.pe_mask is not None:
         masks = np.stack(
-            [_resize_mask(crop.apply(study.pe_mask[z]), spec.size) for z, crop in zip(keep, crops)]
+            [
+                _resize_mask(crop.apply(study.pe_mask[z]), spec.size)
+                for z, crop in zip(keep, crops, strict=True)
+            ]
         )
     boxes = None
     if study.boxes is not None:
@@ -212,7 +215,7 @@ def load_prepared(path: Path) -> PreparedStudy:
             data["z"],
             tuple(str(v) for v in data["labels"]),
             data["images"],
-            data["masks"] if "masks" in data else None,
+            data.get("masks"),
             boxes,
         )
 

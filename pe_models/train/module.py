@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
+import lightning as L  # noqa: N812 - the library's own spelling
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F  # noqa: N812 - the universal spelling

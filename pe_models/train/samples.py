@@ -206,8 +206,10 @@ def detection_target(boxes: np.ndarray, y0: int, x0: int, size: int) -> dict[str
 
 
 class LesionList(Dataset):
-    """Fixed validation inputs for segmentation / detection: lesion slices and, after them,
-    every ``negative_stride``-th slice without lesion (for false positives).
+    """Fixed validation inputs for segmentation / detection.
+
+    Every lesion slice and, after them, every ``negative_stride``-th slice without lesion (for
+    false positives).
     """
 
     def __init__(
