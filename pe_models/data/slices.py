@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the universal spelling
 
-from pe_models.data.records import NO_PE, StudyRecord
+from pe_models.data.records import NO_PE, LabelledStudy, StudyRecord
 from pe_models.io.atomic import atomic_target
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.preprocess.model_input import crop_box, model_input
@@ -115,9 +115,10 @@ def select_slices(labels: Sequence[str], normal_stride: int) -> np.ndarray:
     return z[lesion | (z % max(1, normal_stride) == 0)]
 
 
-def prepare_study(record: StudyRecord, spec: InputSpec, normal_stride: int = 1) -> PreparedStudy:
-    """Load a study and turn its kept slices into model inputs with their targets."""
-    study = record.load()
+def prepare_study(
+    record: StudyRecord, study: LabelledStudy, spec: InputSpec, normal_stride: int = 1
+) -> PreparedStudy:
+    """Turn the kept slices of a loaded study into model inputs with their targets."""
     volume = study.volume
     labels = study.slice_labels or (NO_PE,) * volume.shape[0]
     keep = select_slices(labels, normal_stride)
@@ -220,25 +221,29 @@ def load_prepared(path: Path) -> PreparedStudy:
         )
 
 
-def _prepare_cached(record: StudyRecord, spec: InputSpec, normal_stride: int) -> PreparedStudy:
-    path = _cache_path(record, spec, normal_stride)
-    if path.is_file():
-        return load_prepared(path)
+def _ensure_cached(record: StudyRecord, specs: Sequence[InputSpec], normal_stride: int) -> None:
+    """Prepare and cache the study for every spec not cached yet (loading it at most once)."""
+    missing = [spec for spec in specs if not _cache_path(record, spec, normal_stride).is_file()]
+    if not missing:
+        return
     torch.set_num_threads(1)
-    study = prepare_study(record, spec, normal_stride)
-    save_prepared(study, path)
-    return study
+    study = record.load()
+    for spec in missing:
+        prepared = prepare_study(record, study, spec, normal_stride)
+        save_prepared(prepared, _cache_path(record, spec, normal_stride))
 
 
 def prepare_studies(
     records: Sequence[StudyRecord],
-    spec: InputSpec,
+    specs: Sequence[InputSpec],
     *,
     normal_stride: int = 1,
     workers: int | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-) -> list[PreparedStudy]:
-    """Prepare (or read from the cache) every study, in parallel processes.
+) -> list[list[PreparedStudy]]:
+    """Prepare (or read from the cache) every study for every spec, in parallel processes.
+
+    Each study is loaded (for phantoms: generated) once for all ``specs``.
 
     Parameters
     ----------
@@ -248,21 +253,28 @@ def prepare_studies(
         Processes (default: the CPU count, at most 8); 0 prepares in this process.
     progress
         Called with (done, total, study_id) after each study.
+
+    Returns
+    -------
+    list
+        Per spec, the prepared studies in record order.
     """
     workers = min(8, os.cpu_count() or 1) if workers is None else workers
-    prepared: list[PreparedStudy] = []
     if workers == 0:
         for i, record in enumerate(records):
-            prepared.append(_prepare_cached(record, spec, normal_stride))
+            _ensure_cached(record, specs, normal_stride)
             if progress:
                 progress(i + 1, len(records), record.study_id)
-        return prepared
-    # spawn, not fork: a forked child inherits the parent's OpenMP state and can hang.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [pool.submit(_prepare_cached, r, spec, normal_stride) for r in records]
-        for i, (record, future) in enumerate(zip(records, futures, strict=True)):
-            prepared.append(future.result())
-            if progress:
-                progress(i + 1, len(records), record.study_id)
-    return prepared
+    else:
+        # spawn, not fork: a forked child inherits the parent's OpenMP state and can hang.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [pool.submit(_ensure_cached, r, specs, normal_stride) for r in records]
+            for i, (record, future) in enumerate(zip(records, futures, strict=True)):
+                future.result()
+                if progress:
+                    progress(i + 1, len(records), record.study_id)
+    return [
+        [load_prepared(_cache_path(record, spec, normal_stride)) for record in records]
+        for spec in specs
+    ]

@@ -7,6 +7,7 @@ with dilation 2 and 4, as in Yu et al.'s DRN-C without the degridding layers), w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import timm
@@ -14,6 +15,7 @@ import torch
 from timm.layers import create_attn
 from torch import nn
 
+from pe_models.nets.classifier import timm_kwargs
 from pe_models.nets.registry import register
 
 
@@ -30,10 +32,22 @@ class CbamDrn(nn.Module):
         Output logits; 0 returns the pooled features (B, num_features).
     """
 
-    def __init__(self, *, depth: str = "resnet50", in_chans: int = 1, num_classes: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        depth: str = "resnet50",
+        in_chans: int = 1,
+        num_classes: int = 1,
+        channels: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         base: Any = timm.create_model(
-            depth, pretrained=False, in_chans=in_chans, output_stride=8, num_classes=0
+            depth,
+            pretrained=False,
+            in_chans=in_chans,
+            output_stride=8,
+            num_classes=0,
+            **timm_kwargs(depth, None, channels),
         )
         self.stem = nn.Sequential(base.conv1, base.bn1, base.act1, base.maxpool)
         self.stages = nn.ModuleList([base.layer1, base.layer2, base.layer3, base.layer4])
@@ -60,10 +74,20 @@ class MultiWindowCbamDrn(nn.Module):
     Input channel ``i`` (one HU window, e.g. vascular then lung for DWL) feeds branch ``i``.
     """
 
-    def __init__(self, *, depth: str = "resnet50", windows: int = 2, num_classes: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        depth: str = "resnet50",
+        windows: int = 2,
+        num_classes: int = 1,
+        channels: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         self.branches = nn.ModuleList(
-            [CbamDrn(depth=depth, in_chans=1, num_classes=0) for _ in range(windows)]
+            [
+                CbamDrn(depth=depth, in_chans=1, num_classes=0, channels=channels)
+                for _ in range(windows)
+            ]
         )
         features = sum(branch.num_features for branch in self.branches)  # type: ignore[misc]
         self.head = nn.Linear(features, num_classes)
@@ -76,15 +100,25 @@ class MultiWindowCbamDrn(nn.Module):
 
 @register("cbam_drn")
 def build_cbam_drn(
-    *, depth: str = "resnet50", in_chans: int = 1, num_classes: int = 1
+    *,
+    depth: str = "resnet50",
+    in_chans: int = 1,
+    num_classes: int = 1,
+    channels: Sequence[int] | None = None,
 ) -> nn.Module:
     """Single-input CBAM-DRN (all windows stacked as channels of one branch)."""
-    return CbamDrn(depth=depth, in_chans=in_chans, num_classes=num_classes)
+    return CbamDrn(depth=depth, in_chans=in_chans, num_classes=num_classes, channels=channels)
 
 
 @register("mwl_cbam_drn")
 def build_multi_window(
-    *, depth: str = "resnet50", windows: int = 2, num_classes: int = 1
+    *,
+    depth: str = "resnet50",
+    windows: int = 2,
+    num_classes: int = 1,
+    channels: Sequence[int] | None = None,
 ) -> nn.Module:
     """DWL (``windows=2``: vascular + lung) or TWL (``windows=3``: + mediastinal) model."""
-    return MultiWindowCbamDrn(depth=depth, windows=windows, num_classes=num_classes)
+    return MultiWindowCbamDrn(
+        depth=depth, windows=windows, num_classes=num_classes, channels=channels
+    )

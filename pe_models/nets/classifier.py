@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,21 @@ from pe_models.nets.registry import register
 SWIN_PREFIX = "swin"
 
 
-def timm_kwargs(backbone: str, img_size: int | None) -> dict[str, Any]:
-    """Extra timm arguments: Swin asserts its input size, so it is built for ``img_size``."""
+def timm_kwargs(
+    backbone: str, img_size: int | None, channels: Sequence[int] | None = None
+) -> dict[str, Any]:
+    """Extra timm arguments.
+
+    Swin asserts its input size, so it is built for ``img_size``; ``channels`` sets the width
+    of each stage of a timm ResNet (e.g. ``(32, 64, 128, 256)``: half of resnet10t's, a
+    quarter of its weights; the demo bundles use it to stay small).
+    """
+    extra: dict[str, Any] = {}
     if backbone.startswith(SWIN_PREFIX) and img_size is not None:
-        return {"img_size": img_size}
-    return {}
+        extra["img_size"] = img_size
+    if channels is not None:
+        extra["channels"] = tuple(channels)
+    return extra
 
 
 @register("classifier")
@@ -28,6 +39,7 @@ def build_classifier(
     num_classes: int = 1,
     img_size: int | None = None,
     weights_file: str | None = None,
+    channels: Sequence[int] | None = None,
 ) -> nn.Module:
     """A slice classifier returning logits (B, num_classes) for images (B, in_chans, H, W).
 
@@ -43,5 +55,5 @@ def build_classifier(
         pretrained_cfg_overlay={"file": weights_file} if weights_file else None,
         num_classes=num_classes,
         in_chans=in_chans,
-        **timm_kwargs(backbone, img_size),
+        **timm_kwargs(backbone, img_size, channels),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import timm
@@ -39,7 +40,13 @@ class TimmFpnBackbone(nn.Module):
     """
 
     def __init__(
-        self, backbone: str, *, in_chans: int, img_size: int | None, out_channels: int = 256
+        self,
+        backbone: str,
+        *,
+        in_chans: int,
+        img_size: int | None,
+        out_channels: int = 256,
+        channels: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         body: Any = timm.create_model(
@@ -48,7 +55,7 @@ class TimmFpnBackbone(nn.Module):
             features_only=True,
             out_indices=(1, 2, 3, 4),
             in_chans=in_chans,
-            **timm_kwargs(backbone, img_size),
+            **timm_kwargs(backbone, img_size, channels),
         )
         self.body = body
         self.channels_last = backbone.startswith(SWIN_PREFIX)  # timm Swin features are NHWC
@@ -75,15 +82,24 @@ def build_detector(
     max_size: int = 512,
     image_mean: tuple[float, ...] | None = None,
     image_std: tuple[float, ...] | None = None,
+    fpn_channels: int = 256,
+    sampled_rois: int = 512,
+    channels: Sequence[int] | None = None,
 ) -> FasterRCNN:
     """Faster R-CNN for PE boxes; ``num_classes`` counts the background.
+
+    ``fpn_channels`` sets the pyramid width (the box head's input is ``fpn_channels`` × 7 × 7);
+    ``sampled_rois`` is how many proposals per image train the box head (torchvision: 512; a
+    slice holds a few emboli, so fewer train as well, faster).
 
     Inputs are windowed CT channels in [0, 1], so the default normalisation is the identity
     (mean 0, std 1) rather than ImageNet's, and ``min_size = max_size`` keeps a 512 px slice at
     512 px instead of torchvision's 800.
     """
     img_size = max_size if backbone.startswith(SWIN_PREFIX) else None
-    body = TimmFpnBackbone(backbone, in_chans=in_chans, img_size=img_size)
+    body = TimmFpnBackbone(
+        backbone, in_chans=in_chans, img_size=img_size, out_channels=fpn_channels, channels=channels
+    )
     return faster_rcnn(
         body,
         num_classes=num_classes,
@@ -91,6 +107,7 @@ def build_detector(
         max_size=max_size,
         image_mean=image_mean or (0.0,) * in_chans,
         image_std=image_std or (1.0,) * in_chans,
+        sampled_rois=sampled_rois,
     )
 
 
@@ -102,6 +119,7 @@ def faster_rcnn(
     max_size: int,
     image_mean: tuple[float, ...],
     image_std: tuple[float, ...],
+    sampled_rois: int = 512,
 ) -> FasterRCNN:
     """Faster R-CNN with PE-sized anchors and a lean box head on any FPN ``backbone``."""
     out_channels = int(backbone.out_channels)  # type: ignore[arg-type]
@@ -112,6 +130,7 @@ def faster_rcnn(
         image_mean=list(image_mean),
         image_std=list(image_std),
         rpn_post_nms_top_n_test=PROPOSALS_AT_TEST,
+        box_batch_size_per_image=sampled_rois,
         box_head=TwoMLPHead(out_channels * 7 * 7, BOX_HEAD_FEATURES),
         box_predictor=FastRCNNPredictor(BOX_HEAD_FEATURES, num_classes),
         rpn_anchor_generator=AnchorGenerator(

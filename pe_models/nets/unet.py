@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import segmentation_models_pytorch as smp
 from torch import nn
 
@@ -11,18 +13,27 @@ from pe_models.nets.registry import register
 
 @register("unet")
 def build_unet(
-    *, encoder: str = "resnet50", in_chans: int = 3, classes: int = 1, img_size: int | None = None
+    *,
+    encoder: str = "resnet50",
+    in_chans: int = 3,
+    classes: int = 1,
+    img_size: int | None = None,
+    channels: Sequence[int] | None = None,
+    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
 ) -> nn.Module:
     """U-Net returning mask logits (B, classes, H, W); the encoder is ``tu-<encoder>`` of timm.
 
-    ``encoder_weights=None``: smp would otherwise download ImageNet weights.
+    ``encoder_weights=None``: smp would otherwise download ImageNet weights. ``channels``
+    narrows a ResNet encoder (see :func:`~pe_models.nets.classifier.timm_kwargs`);
+    ``decoder_channels`` are the decoder widths, finest last (smp's default).
     """
     return smp.Unet(
         encoder_name=f"tu-{encoder}",
         encoder_weights=None,
         in_channels=in_chans,
         classes=classes,
-        **timm_kwargs(encoder, img_size),
+        decoder_channels=tuple(decoder_channels),
+        **timm_kwargs(encoder, img_size, channels),
     )
 
 

@@ -189,8 +189,8 @@ def train_experiment(
     records = dataset_records(experiment)
     prepared = {
         part: prepare_studies(
-            parts, experiment.input, normal_stride=experiment.data.normal_stride, workers=workers
-        )
+            parts, [experiment.input], normal_stride=experiment.data.normal_stride, workers=workers
+        )[0]
         for part, parts in records.items()
         if part in ("train", "val")
     }
