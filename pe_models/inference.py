@@ -309,14 +309,15 @@ class Pipeline:
             for i, z in enumerate(batch)
         ]
 
-    def _threshold(self) -> float:
+    def threshold(self) -> float:
+        """Slice PE threshold: the classifier's (else stage 2's) calibrated one, else 0.5."""
         for task in ("classification", "triage_stage2"):
             if task in self.models and self.models[task].bundle.config.threshold is not None:
                 return float(self.models[task].bundle.config.threshold)  # type: ignore[arg-type]
         return 0.5
 
     def _study(self, volume: Volume, results: list[SliceResult]) -> StudyResult:
-        threshold = self._threshold()
+        threshold = self.threshold()
         probabilities = np.array(
             [r.pe_probability for r in results if r.pe_probability is not None]
         )

@@ -98,13 +98,13 @@ def boxes_to_input(boxes: np.ndarray, crop: CropBox, size: int) -> np.ndarray:
     """Map (k, 4) original-pixel boxes into the (size × size) model input of ``crop``.
 
     The inverse of :meth:`CropBox.boxes_to_original`; boxes are clipped to the crop and
-    dropped when less than a pixel of them is left.
+    dropped when nothing of them is left.
     """
     mapped = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
     mapped[:, [0, 2]] = (mapped[:, [0, 2]] - crop.x0) * size / crop.shape[1]
     mapped[:, [1, 3]] = (mapped[:, [1, 3]] - crop.y0) * size / crop.shape[0]
     mapped = np.clip(mapped, 0, size)
-    keep = (mapped[:, 2] - mapped[:, 0] >= 1) & (mapped[:, 3] - mapped[:, 1] >= 1)
+    keep = (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])
     return mapped[keep]
 
 
@@ -199,7 +199,7 @@ def save_prepared(study: PreparedStudy, path: Path) -> None:
         arrays["boxes"] = np.concatenate([np.zeros((0, 4), np.float32), *study.boxes])
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_target(path, suffix=".npz") as staging, open(staging, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, allow_pickle=False, **arrays)
 
 
 def load_prepared(path: Path) -> PreparedStudy:

@@ -28,7 +28,7 @@ def set_detector_size(model: nn.Module, size: int) -> None:
     Its transform resizes every image to ``min_size``; patches (training) and whole inputs
     (validation, inference) differ in size, so the size is set before each phase.
     """
-    transform = model.transform  # type: ignore[union-attr]
+    transform: Any = model.transform
     transform.min_size = (size,)
     transform.max_size = size
 
@@ -91,7 +91,7 @@ class TaskModule(L.LightningModule):
         else:
             loss = F.binary_cross_entropy_with_logits(self.model(images)[:, 0], targets)
         self.log("train_loss", loss, on_step=True, prog_bar=True)
-        return loss  # type: ignore[return-value]
+        return loss
 
     def on_validation_epoch_start(self) -> None:
         """Reset the accumulators of the validation score."""

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import lightning as L  # noqa: N812 - the library's own spelling
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from pe_models.bundle import BundleConfig, load_bundle, save_bundle
 from pe_models.data.phantoms import phantom_records
@@ -66,12 +67,12 @@ def dataset_records(experiment: Experiment) -> dict[str, list[StudyRecord]]:
 
 def _datasets(
     experiment: Experiment, train: list[PreparedStudy], val: list[PreparedStudy]
-) -> tuple[object, object, object]:
+) -> tuple[Dataset, Dataset, Callable[..., Any] | None]:
     """Training set, validation set and collate function for the task."""
     spec, settings, task = experiment.input, experiment.train, experiment.task
     length = settings.steps * settings.batch_size
     if task in ("segmentation", "detection"):
-        train_set: object = Patches(
+        train_set: Dataset = Patches(
             train,
             spec,
             task,
@@ -80,7 +81,7 @@ def _datasets(
             positive_fraction=settings.positive_fraction,
             seed=settings.seed,
         )
-        val_set: object = LesionList(val, spec, task)
+        val_set: Dataset = LesionList(val, spec, task)
     else:
         train_set = BalancedSlices(
             train,
@@ -124,7 +125,7 @@ def build_network(experiment: Experiment, init_bundle: Path | None) -> nn.Module
     if experiment.task == "segmentation":
         copied = transfer_encoder_weights(source, model)
     elif experiment.task == "detection":
-        copied = transfer_backbone_weights(source, model)  # type: ignore[arg-type]
+        copied = transfer_backbone_weights(source, model)
     else:
         copied = copy_matching(source, model)
     log.info("%s: %d tensors copied from %s", experiment.name, len(copied), init_bundle)
@@ -196,9 +197,16 @@ def train_experiment(
     }
     prepare_s = time.perf_counter() - started
     train_set, val_set, collate = _datasets(experiment, prepared["train"], prepared["val"])
-    loader_args = {"batch_size": settings.batch_size, "num_workers": settings.workers}
-    train_loader = DataLoader(train_set, shuffle=False, collate_fn=collate, **loader_args)  # type: ignore[arg-type]
-    val_loader = DataLoader(val_set, shuffle=False, collate_fn=collate, **loader_args)  # type: ignore[arg-type]
+    train_loader, val_loader = (
+        DataLoader(
+            dataset,
+            batch_size=settings.batch_size,
+            num_workers=settings.workers,
+            shuffle=False,
+            collate_fn=collate,
+        )
+        for dataset in (train_set, val_set)
+    )
 
     init_bundle = resolve_init(experiment.model.init_from, trained or {})
     network = build_network(experiment, init_bundle)

@@ -136,7 +136,7 @@ class Patches(_Sampled):
 
     Items: (image float32 (C, P, P), target), where the target is a uint8 (P, P) mask for
     ``segmentation`` and torchvision's ``{"boxes": (k, 4), "labels": (k,)}`` for
-    ``detection`` (boxes clipped to the patch; slivers under 2 px dropped). ``patch=None``
+    ``detection`` (boxes clipped to the patch, see :func:`detection_target`). ``patch=None``
     uses the whole input.
     """
 
@@ -197,11 +197,15 @@ class Patches(_Sampled):
 
 
 def detection_target(boxes: np.ndarray, y0: int, x0: int, size: int) -> dict[str, torch.Tensor]:
-    """Torchvision target of ``boxes`` (k, 4) seen through a window at (y0, x0) of ``size``."""
+    """Torchvision target of ``boxes`` (k, 4) seen through a window at (y0, x0) of ``size``.
+
+    Boxes are clipped to the window; a box less than half inside it is dropped.
+    """
     shifted = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) - [x0, y0, x0, y0]
-    shifted = np.clip(shifted, 0, size)
-    keep = (shifted[:, 2] - shifted[:, 0] >= 2) & (shifted[:, 3] - shifted[:, 1] >= 2)
-    kept = torch.from_numpy(shifted[keep])
+    clipped = np.clip(shifted, 0, size)
+    keep = _area(clipped) >= 0.5 * _area(shifted)
+    keep &= (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    kept = torch.from_numpy(clipped[keep])
     return {"boxes": kept.reshape(-1, 4), "labels": torch.ones(len(kept), dtype=torch.int64)}
 
 
@@ -245,6 +249,10 @@ class LesionList(Dataset):
             return image, torch.from_numpy(prepared.masks[k].copy())
         boxes = prepared.boxes[k] if prepared.boxes is not None else np.zeros((0, 4))
         return image, detection_target(boxes, 0, 0, self.spec.size)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
 def collate_detection(

@@ -1,0 +1,155 @@
+"""``pe-eval``: run bundles on labelled studies and write a report with plots.
+
+Examples::
+
+    pe-eval --bundles resources/bundles --phantoms 9000:9012 --out eval/   # held-out phantoms
+    pe-eval --bundles runs/rsna --rsna /data/rsna-pe --out eval/rsna      # a dataset folder
+    pe-eval --bundles resources/bundles --real ../shared/data/real --out eval/real
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pe_models import io
+from pe_models.bundle import BundleError
+from pe_models.data.phantoms import phantom_records
+from pe_models.data.records import StudyRecord
+from pe_models.evaluate import collect, metrics_of, study_summary
+from pe_models.inference import Pipeline, default_bundle_paths
+from pe_models.report import write_report
+from pe_models.train.cards import update_cards
+
+log = logging.getLogger("pe-eval")
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="pe-eval",
+        description="Evaluate model bundles through the inference Pipeline: report.json, "
+        "ROC/PR curves, confusion matrices and summary.md.",
+    )
+    parser.add_argument("--bundles", type=Path, required=True, help="folder of bundle folders")
+    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    data = parser.add_argument_group("labelled data (any combination)")
+    data.add_argument("--phantoms", help="phantom seeds START:STOP (generated, full size)")
+    data.add_argument("--kind", default="mix", help="phantom kind (pe, other, normal, mix)")
+    data.add_argument("--size", default="full", help="phantom size (full or test)")
+    data.add_argument("--folder", type=Path, help="DICOM/NIfTI + mask study folders")
+    data.add_argument("--rsna", type=Path, help="RSNA-STR PE root (train.csv + train/)")
+    data.add_argument("--fumpe", type=Path, help="FUMPE root (CT_scans/ + GroundTruth/)")
+    parser.add_argument(
+        "--real", type=Path, help="unlabelled real CT: report what the models say per series"
+    )
+    parser.add_argument(
+        "--negative-stride",
+        type=int,
+        default=10,
+        help="segmentation/detection also run on every n-th slice without PE (default 10)",
+    )
+    parser.add_argument(
+        "--update-cards", action="store_true", help="write the metrics into each bundle's card"
+    )
+    return parser.parse_args(argv)
+
+
+def labelled_records(args: argparse.Namespace) -> tuple[list[StudyRecord], list[str]]:
+    """Studies named on the command line, and a description of each source."""
+    records: list[StudyRecord] = []
+    described: list[str] = []
+    if args.phantoms:
+        start, stop = (int(v) for v in args.phantoms.split(":"))
+        records += phantom_records(range(start, stop), args.kind, size=args.size)
+        described.append(f"synthetic phantoms seeds {start}-{stop - 1} ({args.kind}, {args.size})")
+    if args.folder:
+        from pe_models.data.folder import folder_records
+
+        records += folder_records(args.folder)
+        described.append(f"study folders in {args.folder}")
+    if args.rsna:
+        from pe_models.data.rsna import rsna_records
+
+        records += rsna_records(args.rsna)
+        described.append(f"RSNA-STR PE series in {args.rsna}")
+    if args.fumpe:
+        from pe_models.data.fumpe import fumpe_records
+
+        records += fumpe_records(args.fumpe)
+        described.append(f"FUMPE patients in {args.fumpe}")
+    return records, described
+
+
+def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
+    """What the models say about every readable series under ``folder``."""
+    rows = []
+    for series in io.scan(folder):
+        try:
+            volume = io.load(series.path, series.series_uid)
+        except io.StudyReadError as error:
+            rows.append({"study": str(series.path), "error": str(error)})
+            continue
+        result = pipeline.run(volume)
+        row = study_summary(f"{series.path.name}: {series.description}", volume, result)
+        row["contrast_hint"] = series.contrast_hint
+        rows.append(row)
+        log.info("%s", row)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit code."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        paths = default_bundle_paths(args.bundles) if args.bundles.is_dir() else []
+        if not paths:
+            raise BundleError(f"{args.bundles}: no bundle folders found")
+        pipeline = Pipeline.from_bundles(paths)
+        records, described = labelled_records(args)
+    except (BundleError, io.StudyReadError, ValueError) as error:
+        print(f"pe-eval: {error}", file=sys.stderr)
+        return 2
+    if not records and not args.real:
+        print(
+            "pe-eval: give labelled data (--phantoms/--folder/--rsna/--fumpe) or --real",
+            file=sys.stderr,
+        )
+        return 2
+    started = time.perf_counter()
+    tasks: dict[str, Any] = {}
+    curves: dict[str, Any] = {}
+    report: dict[str, Any] = {"title": "PE Viewer model evaluation", "tasks": tasks}
+    if records:
+        collected = collect(
+            pipeline,
+            records,
+            negative_stride=args.negative_stride,
+            progress=lambda name: log.info("evaluated %s", name),
+        )
+        tasks_found, curves = metrics_of(collected, pipeline)
+        tasks.update(tasks_found)
+        report["studies"] = collected.studies
+    if args.real:
+        report["real_ct"] = real_ct_rows(pipeline, args.real)
+        described.append(f"real CT series in {args.real} (no labels: outputs listed)")
+    report["description"] = "; ".join(described) + f"; {len(records)} labelled studies"
+    report["bundles"] = [str(p) for p in paths]
+    report["command"] = "pe-eval " + " ".join(sys.argv[1:] if argv is None else argv)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    if not tasks:
+        tasks["none"] = {"metrics": {}, "note": "no labelled data"}
+    write_report(args.out, report, curves)
+    if args.update_cards and records:
+        update_cards(paths, tasks, report["description"], report["command"])
+    print(f"pe-eval: report in {args.out / 'summary.md'} ({report['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Evaluate bundles through the Pipeline on labelled studies, as the app would run them.
+
+Every metric is computed on the outputs the viewer and ``pe-infer`` show: the Pipeline's
+slice probabilities, triage probabilities, masks and boxes in original pixels, and its study
+decision (which includes the contrast check). Slice classification and triage run on every
+slice (patient-level results need them all); segmentation and detection run on every PE slice
+and every ``negative_stride``-th other slice (their false positives), to keep a CPU evaluation
+within minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pe_models.data.records import NO_PE, StudyRecord
+from pe_models.inference import Pipeline, StudyResult
+from pe_models.metrics import (
+    binary_classification,
+    binary_curves,
+    detection_metrics,
+    multiclass_confusion,
+    patient_level,
+    rsna_weighted_log_loss,
+    segmentation_overlap,
+)
+from pe_models.triage import TRIAGE_CLASSES
+from pe_models.volume import Volume
+
+PIXEL_TASKS = ("segmentation", "detection")
+
+
+@dataclass
+class Collected:
+    """Per-slice outputs and truths gathered over studies, in study then z order."""
+
+    patients: list[str] = field(default_factory=list)
+    patient_pe: dict[str, int] = field(default_factory=dict)
+    patient_decision: dict[str, float] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    slice_patient: list[str] = field(default_factory=list)
+    pe_score: list[float] = field(default_factory=list)
+    triage: list[list[float]] = field(default_factory=list)
+    pred_masks: list[np.ndarray] = field(default_factory=list)
+    true_masks: list[np.ndarray] = field(default_factory=list)
+    pred_boxes: list[np.ndarray] = field(default_factory=list)
+    true_boxes: list[np.ndarray] = field(default_factory=list)
+    studies: list[dict[str, Any]] = field(default_factory=list)
+
+
+def pixel_slices(labels: Sequence[str], negative_stride: int) -> list[int]:
+    """Slices for segmentation / detection: every PE slice, every n-th other slice."""
+    return [
+        z for z, label in enumerate(labels) if label == "pe" or z % max(1, negative_stride) == 0
+    ]
+
+
+def study_summary(name: str, volume: Volume, result: StudyResult) -> dict[str, Any]:
+    """What the app says about a study, as one JSON-ready row."""
+    return {
+        "study": name,
+        "slices": volume.shape[0],
+        "pe_probability": round(result.pe_probability, 4),
+        "decision": result.triage,
+        "positive_slices": len(result.positive_slices),
+        "contrast_adequate": result.contrast.adequate,
+        "contrast_p90_hu": round(result.contrast.p90_hu, 1),
+        "clot_volume_ml": (
+            None if result.clot_volume_ml is None else round(result.clot_volume_ml, 2)
+        ),
+        "warnings": list(result.warnings),
+    }
+
+
+def collect(
+    pipeline: Pipeline,
+    records: Sequence[StudyRecord],
+    *,
+    negative_stride: int = 10,
+    progress: Callable[[str], None] | None = None,
+) -> Collected:
+    """Run the pipeline on every study and gather outputs with their truths."""
+    slice_tasks = [t for t in pipeline.tasks if t not in PIXEL_TASKS]
+    pixel_tasks = [t for t in pipeline.tasks if t in PIXEL_TASKS]
+    out = Collected()
+    for record in records:
+        study = record.load()
+        volume = study.volume
+        if study.slice_labels is None:
+            raise ValueError(f"{record.study_id}: evaluation needs per-slice labels")
+        labels = study.slice_labels
+        result = pipeline.run(volume, tasks=slice_tasks) if slice_tasks else None
+        if result is not None:
+            out.studies.append(study_summary(record.study_id, volume, result))
+            out.patients.append(record.patient_id)
+            out.patient_pe[record.patient_id] = int("pe" in labels)
+            out.patient_decision[record.patient_id] = float(result.triage == "pe")
+            for r in result.slices:
+                out.labels.append(labels[r.index])
+                out.slice_patient.append(record.patient_id)
+                out.pe_score.append(np.nan if r.pe_probability is None else r.pe_probability)
+                out.triage.append(
+                    [r.triage[c] for c in TRIAGE_CLASSES] if r.triage else [np.nan] * 3
+                )
+        if pixel_tasks:
+            chosen = pixel_slices(labels, negative_stride)
+            pixels = pipeline.run(volume, slices=chosen, tasks=pixel_tasks)
+            for r in pixels.slices:
+                if r.mask is not None and study.pe_mask is not None and labels[r.index] == "pe":
+                    out.pred_masks.append(r.mask)
+                    out.true_masks.append(study.pe_mask[r.index])
+                if "detection" in pixel_tasks and study.boxes is not None:
+                    out.pred_boxes.append(r.boxes)
+                    out.true_boxes.append(np.asarray(study.boxes[r.index], float).reshape(-1, 4))
+        if progress:
+            progress(record.study_id)
+    return out
+
+
+def _binary_task(
+    truth: np.ndarray, score: np.ndarray, threshold: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    return binary_classification(truth, score, threshold=threshold), binary_curves(truth, score)
+
+
+def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Report tasks and curves (see :func:`pe_models.report.write_report`)."""
+    tasks: dict[str, Any] = {}
+    curves: dict[str, Any] = {}
+    labels = np.asarray(collected.labels)
+    threshold = pipeline.threshold()
+    if "classification" in pipeline.tasks:
+        truth = (labels == "pe").astype(int)
+        score = np.asarray(collected.pe_score)
+        metrics, curves["slice_pe"] = _binary_task(truth, score, threshold)
+        tasks["slice_pe"] = {"metrics": metrics, "note": "classifier, every slice"}
+        scores_by_patient = {
+            p: score[np.asarray(collected.slice_patient) == p] for p in collected.patient_pe
+        }
+        tasks["patient_pe_any_slice"] = {
+            "metrics": patient_level(scores_by_patient, collected.patient_pe, threshold=threshold),
+            "note": "seed 2's rule: a patient is positive when any slice is",
+        }
+        tasks["rsna_weighted_log_loss"] = {
+            "metrics": _rsna_loss(collected, truth, score),
+            "note": "negative_exam_for_pe = 1 - study PE probability; pe_present_on_image",
+        }
+    if {"triage_stage1", "triage_stage2"} <= set(pipeline.tasks):
+        tasks.update(_triage_tasks(collected, labels, curves))
+    if collected.patient_pe:
+        decisions = {p: [collected.patient_decision[p]] for p in collected.patient_pe}
+        tasks["patient_pe_decision"] = {
+            "metrics": patient_level(decisions, collected.patient_pe, threshold=0.5),
+            "note": "the app's study decision (threshold, contrast check)",
+        }
+    if collected.true_masks:
+        tasks["segmentation_pe_slices"] = {
+            "metrics": segmentation_overlap(collected.pred_masks, collected.true_masks),
+            "note": "U-Net masks in original pixels on slices with PE",
+        }
+    if collected.true_boxes:
+        tasks["detection"] = {
+            "metrics": detection_metrics(collected.pred_boxes, collected.true_boxes),
+            "note": "Faster R-CNN boxes in original pixels; PE slices and sampled others",
+        }
+    return tasks, curves
+
+
+def _triage_tasks(
+    collected: Collected, labels: np.ndarray, curves: dict[str, Any]
+) -> dict[str, Any]:
+    known = labels != NO_PE
+    triage = np.asarray(collected.triage)[known]
+    truth = labels[known]
+    p_disease = 1.0 - triage[:, 0]
+    tasks: dict[str, Any] = {}
+    stage1_truth = (truth != "normal").astype(int)
+    metrics, curves["triage_stage1"] = _binary_task(stage1_truth, p_disease, 0.5)
+    tasks["triage_stage1"] = {"metrics": metrics, "note": "WNL (0) vs diseased (1), every slice"}
+    diseased = truth != "normal"
+    p_pe = triage[diseased, 2] / np.clip(p_disease[diseased], 1e-12, None)
+    stage2_truth = (truth[diseased] == "pe").astype(int)
+    metrics, curves["triage_stage2"] = _binary_task(stage2_truth, np.clip(p_pe, 0, 1), 0.5)
+    tasks["triage_stage2"] = {
+        "metrics": metrics,
+        "note": "other disease (0) vs PE (1) on truly diseased slices",
+    }
+    tasks["triage_three_class"] = {
+        "metrics": multiclass_confusion(
+            [TRIAGE_CLASSES.index(t) for t in truth], triage, list(TRIAGE_CLASSES)
+        ),
+        "note": "both stages combined, every slice",
+    }
+    return tasks
+
+
+def _rsna_loss(collected: Collected, truth: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+    patients = np.asarray(collected.slice_patient)
+    order = list(collected.patient_pe)
+    exam_truth = {"negative_exam_for_pe": [1 - collected.patient_pe[p] for p in order]}
+    exam_pred = {"negative_exam_for_pe": [1 - float(score[patients == p].max()) for p in order]}
+    return rsna_weighted_log_loss(
+        exam_truth,
+        exam_pred,
+        [truth[patients == p] for p in order],
+        [score[patients == p] for p in order],
+    )

@@ -1,0 +1,74 @@
+"""Model cards: the held-out evaluation section that ``pe-eval --update-cards`` writes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pe_models.bundle import CARD_FILE, load_bundle
+from pe_models.io.atomic import write_text_atomic
+
+HELD_OUT_HEADING = "## Held-out evaluation"
+
+REPORT_TASKS_OF_BUNDLE: dict[str, tuple[str, ...]] = {
+    "classification": ("slice_pe", "patient_pe_any_slice", "patient_pe_decision"),
+    "segmentation": ("segmentation_pe_slices",),
+    "detection": ("detection",),
+    "triage_stage1": ("triage_stage1", "triage_three_class"),
+    "triage_stage2": ("triage_stage2", "triage_three_class"),
+}
+"""Which report tasks describe a bundle of each task."""
+
+CARD_METRICS = (
+    "roc_auc",
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "f1",
+    "threshold",
+    "iou_micro",
+    "dice_micro",
+    "iou_mean",
+    "ap50",
+    "precision",
+    "recall",
+    "mean_best_iou",
+    "sensitivity_text",
+    "specificity_text",
+    "n",
+    "n_positive",
+    "n_slices",
+    "n_true_boxes",
+)
+"""Scalar metrics copied into cards, when a task reports them."""
+
+
+def held_out_section(
+    bundle_task: str, tasks: Mapping[str, Any], description: str, command: str
+) -> str:
+    """Markdown of the report tasks that describe a bundle of ``bundle_task``."""
+    lines = [HELD_OUT_HEADING, "", f"Data: {description}.", f"Command: `{command}`", ""]
+    for name in REPORT_TASKS_OF_BUNDLE[bundle_task]:
+        if name not in tasks:
+            continue
+        metrics = tasks[name]["metrics"]
+        shown = {k: metrics[k] for k in CARD_METRICS if metrics.get(k) is not None}
+        if bundle_task.startswith("triage") and "sensitivity" in metrics and name.endswith("class"):
+            shown["per-class sensitivity"] = metrics["sensitivity"]
+        values = ", ".join(
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()
+        )
+        lines.append(f"- **{name}** ({tasks[name].get('note', '')}): {values}")
+    return "\n".join(lines) + "\n"
+
+
+def update_cards(
+    bundles: Sequence[Path], tasks: Mapping[str, Any], description: str, command: str
+) -> None:
+    """Replace (or add) the held-out section of each bundle's card."""
+    for folder in bundles:
+        bundle = load_bundle(folder)
+        card = bundle.card.split(HELD_OUT_HEADING)[0].rstrip() + "\n\n"
+        section = held_out_section(bundle.config.task, tasks, description, command)
+        write_text_atomic(Path(folder) / CARD_FILE, card + section)

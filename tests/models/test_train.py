@@ -1,0 +1,216 @@
+"""Training: experiment files, prepared slices, sampled datasets, and tiny real training runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pe_models.bundle import load_bundle
+from pe_models.data.phantoms import phantom_records
+from pe_models.data.slices import InputSpec, boxes_to_input, prepare_studies, select_slices
+from pe_models.inference import Pipeline
+from pe_models.preprocess.lung_crop import CropBox
+from pe_models.synth.phantom import generate_phantom
+from pe_models.train.experiment import ExperimentError, load_experiment, parse_experiment
+from pe_models.train.presets import available_presets, preset_experiments
+from pe_models.train.run import build_network, train_experiment
+from pe_models.train.samples import BalancedSlices, Patches, binary_slices
+
+RGB = ["lung", "vascular", "mediastinal"]
+NARROW = [16, 32, 64, 128]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PE_VIEWER_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def experiment_dict(task: str, **changes: object) -> dict:
+    models = {
+        "classification": {"arch": "classifier", "kwargs": {"backbone": "resnet10t"}},
+        "segmentation": {"arch": "unet", "kwargs": {"encoder": "resnet10t"}},
+        "detection": {
+            "arch": "detector",
+            "kwargs": {"backbone": "resnet10t", "fpn_channels": 32, "sampled_rois": 16},
+        },
+        "triage_stage2": {"arch": "mwl_cbam_drn", "kwargs": {"depth": "resnet10t"}},
+    }
+    model = models[task]
+    model["kwargs"]["channels"] = NARROW
+    windows = ["vascular", "lung"] if task.startswith("triage") else RGB
+    raw = {
+        "name": f"tiny-{task}",
+        "task": task,
+        "model": model,
+        "input": {"windows": windows, "size": 64},
+        "data": {
+            "source": "phantoms",
+            "train": {"seeds": [20, 23], "kind": "pe", "size": "test"},
+            "val": {"seeds": [40, 41], "kind": "pe", "size": "test"},
+            "normal_stride": 2,
+        },
+        "train": {"steps": 3, "batch_size": 4, "val_every": 3, "patch": 32},
+    }
+    if task in ("classification", "triage_stage2"):
+        del raw["train"]["patch"]
+    raw.update(changes)
+    return raw
+
+
+def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    raw = experiment_dict("classification")
+    raw["train"]["step"] = 10
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ExperimentError, match=r"bad\.yaml.*unknown key.*step"):
+        load_experiment(path)
+    raw = experiment_dict("classification")
+    raw["task"] = "nonsense"
+    with pytest.raises(ExperimentError, match="unknown task 'nonsense'"):
+        parse_experiment(raw, path)
+    raw = experiment_dict("classification")
+    raw["data"]["val"] = {"seeds": [22, 25], "size": "test"}
+    with pytest.raises(ExperimentError, match="seeds overlap"):
+        parse_experiment(raw, path)
+
+
+def test_every_preset_parses_and_warm_starts_from_earlier_experiments() -> None:
+    assert "demo" in available_presets()
+    for preset in available_presets():
+        experiments = preset_experiments(preset)
+        names: list[str] = []
+        for experiment in experiments:
+            assert experiment.model.init_from in (None, *names), experiment.name
+            data = experiment.data
+            if data.source == "phantoms" and data.test is not None:
+                used = set(data.train.seed_list) | set(data.val.seed_list)
+                assert not used & set(data.test.seed_list), "test seeds must be held out"
+            names.append(experiment.name)
+    tasks = {e.task for e in preset_experiments("demo")}
+    assert tasks == {
+        "classification",
+        "segmentation",
+        "detection",
+        "triage_stage1",
+        "triage_stage2",
+    }
+
+
+def test_boxes_to_input_inverts_boxes_to_original() -> None:
+    crop = CropBox(40, 200, 30, 330)
+    boxes = np.array([[100.0, 60.0, 120.0, 90.0], [300.0, 150.0, 320.0, 170.0]])
+    mapped = boxes_to_input(boxes, crop, 128)
+    np.testing.assert_allclose(crop.boxes_to_original(mapped, (128, 128)), boxes, atol=1e-4)
+    outside = boxes_to_input(np.array([[0.0, 0.0, 20.0, 20.0]]), crop, 128)
+    assert outside.shape == (0, 4)
+
+
+def test_select_slices_keeps_every_lesion_slice() -> None:
+    labels = ["normal"] * 5 + ["pe", "pe"] + ["other_disease"] + ["normal"] * 4
+    kept = select_slices(labels, normal_stride=4)
+    assert {5, 6, 7} <= set(kept)
+    assert set(kept) - {5, 6, 7} == {0, 4, 8}
+
+
+def test_prepared_study_matches_the_phantom_and_is_cached() -> None:
+    spec = InputSpec(tuple(RGB), size=64)
+    records = phantom_records([21], "pe", size="test")
+    (first,) = prepare_studies(records, [spec], normal_stride=3, workers=0)[0]
+    phantom = generate_phantom(21, "pe", "test")
+    pe_slices = {z for z, label in enumerate(phantom.slice_labels) if label == "pe"}
+    assert pe_slices <= set(first.z.tolist())
+    assert first.images.shape == (len(first.z), 3, 64, 64)
+    assert first.images.dtype == np.uint8
+    with_mask = [k for k, z in enumerate(first.z) if z in pe_slices]
+    assert first.masks[with_mask].sum() > 0
+    assert all(len(first.boxes[k]) for k in with_mask if first.masks[k].any())
+    (again,) = prepare_studies(records, [spec], normal_stride=3, workers=0)[0]
+    np.testing.assert_array_equal(again.images, first.images)
+    np.testing.assert_array_equal(again.masks, first.masks)
+
+
+@pytest.fixture(scope="module")
+def prepared() -> list:
+    spec = InputSpec(tuple(RGB), size=64)
+    records = phantom_records(range(30, 33), "mix", size="test")
+    records += phantom_records([33], "pe", size="test")
+    return prepare_studies(records, [spec], workers=0)[0]
+
+
+def test_balanced_slices_draw_the_requested_share_and_exclude_normal_in_stage2(
+    prepared: list,
+) -> None:
+    spec = InputSpec(tuple(RGB), size=64)
+    data = BalancedSlices(prepared, spec, "classification", length=400, positive_fraction=0.3)
+    targets = np.array([float(data[i][1]) for i in range(len(data))])
+    assert 0.22 < targets.mean() < 0.38
+    positives, negatives = binary_slices(prepared, "triage_stage2")
+    labels = {prepared[s].labels[k] for s, k in positives + negatives}
+    assert "normal" not in labels
+    image, _ = data[0]
+    assert image.shape == (3, 64, 64)
+    assert float(image.min()) >= 0.0
+    assert float(image.max()) <= 1.0
+
+
+def test_lesion_patches_hold_the_lesion(prepared: list) -> None:
+    spec = InputSpec(tuple(RGB), size=64)
+    masks = Patches(prepared, spec, "segmentation", length=20, patch=32, positive_fraction=1.0)
+    for i in range(len(masks)):
+        image, mask = masks[i]
+        assert image.shape == (3, 32, 32)
+        assert mask.shape == (32, 32)
+        assert mask.sum() > 0
+    boxes = Patches(prepared, spec, "detection", length=20, patch=32, positive_fraction=1.0)
+    found = [boxes[i][1]["boxes"] for i in range(len(boxes))]
+    assert sum(len(b) for b in found) > 0
+    for b in found:
+        assert (b >= 0).all()
+        assert (b <= 32).all()
+
+
+@pytest.mark.slow
+def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
+    trained: dict[str, Path] = {}
+    for task in ("classification", "segmentation", "detection", "triage_stage2"):
+        raw = experiment_dict(task)
+        if task in ("segmentation", "detection"):
+            raw["model"]["init_from"] = "tiny-classification"
+        experiment = parse_experiment(raw, tmp_path / f"{task}.yaml")
+        trained[experiment.name] = train_experiment(
+            experiment, tmp_path / "run", trained=trained, workers=0, progress_bar=False
+        )
+    for folder in trained.values():
+        bundle = load_bundle(folder)
+        assert "synthetic CTPA phantoms only" in bundle.card
+        assert "not for clinical use" in bundle.card
+        assert bundle.config.extra["training"]["steps_run"] == 3
+    assert (tmp_path / "run" / "logs").is_dir()
+    pipeline = Pipeline.from_bundles(
+        [trained["tiny-classification"], trained["tiny-segmentation"], trained["tiny-detection"]]
+    )
+    study = pipeline.run(generate_phantom(50, "pe", "test").volume, slices=[20, 21])
+    assert len(study.slices) == 2
+    assert study.slices[0].mask is not None
+
+
+def test_unet_and_detector_start_from_the_classifier(tmp_path: Path) -> None:
+    from pe_models.bundle import BundleConfig, save_bundle
+    from pe_models.nets import build
+
+    torch.manual_seed(0)
+    kwargs = {"backbone": "resnet10t", "in_chans": 3, "channels": NARROW}
+    classifier = build("classifier", **kwargs)
+    config = BundleConfig("classifier", kwargs, "classification", tuple(RGB), input_size=64)
+    folder = save_bundle(classifier, config, "card", tmp_path / "classifier")
+    reference = classifier.state_dict()["layer1.0.conv1.weight"]
+    unet = build_network(parse_experiment(experiment_dict("segmentation"), tmp_path), folder)
+    encoder_weight = unet.encoder.model.state_dict()["layer1.0.conv1.weight"]
+    torch.testing.assert_close(encoder_weight, reference)
+    detector = build_network(parse_experiment(experiment_dict("detection"), tmp_path), folder)
+    body_weight = detector.backbone.body.state_dict()["layer1.0.conv1.weight"]
+    torch.testing.assert_close(body_weight, reference)
