@@ -23,7 +23,15 @@ from pe_models.nets import available, build
 
 BUNDLE_VERSION = 1
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "card.md"
-TASKS = ("classification", "segmentation", "detection", "triage_stage1", "triage_stage2")
+TASKS = (
+    "classification",
+    "segmentation",
+    "detection",
+    "triage_stage1",
+    "triage_stage2",
+    "integrated",
+)
+"""``integrated``: seed 1's one-encoder model giving classification, mask and boxes at once."""
 
 
 class BundleError(Exception):

@@ -260,7 +260,12 @@ class Pipeline:
         with torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
             if task == "detection":
                 return model.network(list(images)), crops
-            return model.network(images).float(), crops
+            output = model.network(images)
+            if task == "integrated":
+                return output, crops
+            if isinstance(output, tuple):  # a joint U-Net also returns its class logits
+                output = output[0]
+            return output.float(), crops
 
     def _run_batch(
         self, volume: Volume, batch: Sequence[int], active: set[str]
@@ -287,27 +292,28 @@ class Pipeline:
                 pe = [t["pe"] if t else None for t in triage]
         if "segmentation" in active:
             logits, seg_crops = self._forward("segmentation", volume, batch, crops_by_mode)
-            binary = (torch.sigmoid(logits[:, 0]) >= 0.5).to(torch.uint8).cpu().numpy()
-            masks = [
-                crop.mask_to_original(m, (height, width))
-                for crop, m in zip(seg_crops, binary, strict=True)
-            ]
+            masks = _masks_to_original(logits, seg_crops, (height, width))
         if "detection" in active:
             found, det_crops = self._forward("detection", volume, batch, crops_by_mode)
-            size = self.models["detection"].bundle.config.input_size
-            boxes = [
-                crop.boxes_to_original(
-                    np.column_stack([f["boxes"].cpu().numpy(), f["scores"].cpu().numpy()]),
-                    (size, size),
-                )
-                for crop, f in zip(det_crops, found, strict=True)
-            ]
+            boxes = _boxes_to_original(found, det_crops, self._input_size("detection"))
+        if "integrated" in active:  # seed 1's one-encoder model fills what no single model did
+            heads, int_crops = self._forward("integrated", volume, batch, crops_by_mode)
+            if "classification" not in active:
+                pe = torch.sigmoid(heads["logits"][:, 0].float()).cpu().tolist()
+            if "segmentation" not in active:
+                masks = _masks_to_original(heads["mask_logits"], int_crops, (height, width))
+            if "detection" not in active:
+                size = self._input_size("integrated")
+                boxes = _boxes_to_original(heads["detections"], int_crops, size)
         # The crop reported is the first model's (bundles normally share one crop mode).
         crops = next(iter(crops_by_mode.values()), [CropBox(0, height, 0, width, "none")] * n)
         return [
             SliceResult(z, pe[i], triage[i], boxes[i], masks[i], crops[i])
             for i, z in enumerate(batch)
         ]
+
+    def _input_size(self, task: str) -> int:
+        return self.models[task].bundle.config.input_size
 
     def threshold(self) -> float:
         """Slice PE threshold: the classifier's (else stage 2's) calibrated one, else 0.5."""
@@ -353,6 +359,27 @@ class Pipeline:
             slices=tuple(results),
             warnings=tuple(warnings),
         )
+
+
+def _masks_to_original(
+    logits: torch.Tensor, crops: Sequence[CropBox], original_hw: tuple[int, int]
+) -> list[np.ndarray | None]:
+    """Binary (y, x) masks in original pixels from (B, 1, S, S) mask logits."""
+    binary = (torch.sigmoid(logits[:, 0].float()) >= 0.5).to(torch.uint8).cpu().numpy()
+    return [crop.mask_to_original(m, original_hw) for crop, m in zip(crops, binary, strict=True)]
+
+
+def _boxes_to_original(
+    found: Sequence[dict[str, torch.Tensor]], crops: Sequence[CropBox], size: int
+) -> list[np.ndarray]:
+    """(N, 5) boxes with scores in original pixels from torchvision detections."""
+    return [
+        crop.boxes_to_original(
+            np.column_stack([f["boxes"].float().cpu().numpy(), f["scores"].float().cpu().numpy()]),
+            (size, size),
+        )
+        for crop, f in zip(crops, found, strict=True)
+    ]
 
 
 def _top_class(probabilities: dict[str, float]) -> str:

@@ -8,6 +8,7 @@ and the classification and segmentation heads reuse them. All three losses train
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import segmentation_models_pytorch as smp
 import torch
@@ -46,7 +47,12 @@ class IntegratedModel(nn.Module):
     """
 
     def __init__(
-        self, *, backbone: str = "resnet50", in_chans: int = 3, input_size: int = 512
+        self,
+        *,
+        backbone: str = "resnet50",
+        in_chans: int = 3,
+        input_size: int = 512,
+        channels: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.unet = smp.Unet(
@@ -55,7 +61,7 @@ class IntegratedModel(nn.Module):
             in_channels=in_chans,
             classes=1,
             aux_params={"classes": 1, "pooling": "avg"},
-            **timm_kwargs(backbone, input_size),
+            **timm_kwargs(backbone, input_size, channels),
         )
         self.detector = faster_rcnn(
             SharedEncoderFpn(self.unet.encoder),
@@ -80,7 +86,13 @@ class IntegratedModel(nn.Module):
 
 @register("integrated")
 def build_integrated(
-    *, backbone: str = "resnet50", in_chans: int = 3, input_size: int = 512
+    *,
+    backbone: str = "resnet50",
+    in_chans: int = 3,
+    input_size: int = 512,
+    channels: Sequence[int] | None = None,
 ) -> nn.Module:
-    """The integrated multi-task model on a timm backbone."""
-    return IntegratedModel(backbone=backbone, in_chans=in_chans, input_size=input_size)
+    """The integrated multi-task model on a timm backbone (``channels``: narrow ResNet)."""
+    return IntegratedModel(
+        backbone=backbone, in_chans=in_chans, input_size=input_size, channels=channels
+    )

@@ -20,12 +20,16 @@ def build_unet(
     img_size: int | None = None,
     channels: Sequence[int] | None = None,
     decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+    aux_classes: int = 0,
 ) -> nn.Module:
     """U-Net returning mask logits (B, classes, H, W); the encoder is ``tu-<encoder>`` of timm.
 
     ``encoder_weights=None``: smp would otherwise download ImageNet weights. ``channels``
     narrows a ResNet encoder (see :func:`~pe_models.nets.classifier.timm_kwargs`);
     ``decoder_channels`` are the decoder widths, finest last (smp's default).
+    ``aux_classes > 0`` adds smp's classification head on the deepest features (seed 1, step
+    3: classification trained jointly with the U-Net); the model then returns
+    ``(mask_logits, class_logits)``.
     """
     return smp.Unet(
         encoder_name=f"tu-{encoder}",
@@ -33,6 +37,7 @@ def build_unet(
         in_channels=in_chans,
         classes=classes,
         decoder_channels=tuple(decoder_channels),
+        aux_params={"classes": aux_classes, "pooling": "avg"} if aux_classes else None,
         **timm_kwargs(encoder, img_size, channels),
     )
 

@@ -18,8 +18,12 @@ VALIDATION_SCORE = {
     "triage_stage2": "val_auc",
     "segmentation": "val_iou",
     "detection": "val_ap50",
+    "integrated": "val_auc",
 }
 """The score each task is selected on (higher is better)."""
+
+
+bce = F.binary_cross_entropy_with_logits
 
 
 def set_detector_size(model: nn.Module, size: int) -> None:
@@ -83,15 +87,34 @@ class TaskModule(L.LightningModule):
             loss = sum(losses.values())
             self.log_dict({f"train_{k}": v for k, v in losses.items()}, on_step=True)
         elif self.task == "segmentation":
-            logits = self.model(images)[:, 0]
-            truth = targets.float()
-            loss = F.binary_cross_entropy_with_logits(logits, truth) + self.dice(
-                logits[:, None], truth[:, None]
+            output = self.model(images)
+            if isinstance(output, tuple):  # joint U-Net: is there PE in view?
+                output, class_logits = output
+                in_view = (targets.flatten(1).amax(1) > 0).float()
+                class_loss = bce(class_logits[:, 0], in_view)
+                self.log("train_class_loss", class_loss, on_step=True)
+                loss = class_loss + self._mask_loss(output, targets)
+            else:
+                loss = self._mask_loss(output, targets)
+        elif self.task == "integrated":
+            detector_targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+            heads = self.model(images, detector_targets)
+            losses = dict(heads["detections"])
+            losses["class"] = bce(heads["logits"][:, 0], torch.stack([t["label"] for t in targets]))
+            losses["mask"] = self._mask_loss(
+                heads["mask_logits"], torch.stack([t["mask"] for t in targets])
             )
+            loss = sum(losses.values())
+            self.log_dict({f"train_{k}": v for k, v in losses.items()}, on_step=True)
         else:
             loss = F.binary_cross_entropy_with_logits(self.model(images)[:, 0], targets)
         self.log("train_loss", loss, on_step=True, prog_bar=True)
         return loss
+
+    def _mask_loss(self, logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        """BCE + Dice of (B, 1, H, W) logits against (B, H, W) 0/1 truth."""
+        target = truth.float()[:, None]
+        return bce(logits, target) + self.dice(logits, target)
 
     def on_validation_epoch_start(self) -> None:
         """Reset the accumulators of the validation score."""
@@ -110,8 +133,14 @@ class TaskModule(L.LightningModule):
             self.ap.update(
                 [{k: f[k] for k in ("boxes", "scores", "labels")} for f in found], targets
             )
+        elif self.task == "integrated":
+            logits = self.model(images)["logits"]
+            labels = torch.stack([t["label"] for t in targets]).int()
+            self.auroc.update(torch.sigmoid(logits[:, 0]), labels)
         elif self.task == "segmentation":
-            predicted = self.model(images)[:, 0] >= 0
+            output = self.model(images)
+            output = output[0] if isinstance(output, tuple) else output
+            predicted = output[:, 0] >= 0
             truth = targets.bool()
             self._intersection += (predicted & truth).sum()
             self._union += (predicted | truth).sum()

@@ -29,6 +29,8 @@ from pe_models.train.module import VALIDATION_SCORE, TaskModule
 from pe_models.train.samples import (
     BalancedSlices,
     LesionList,
+    MultiTaskSliceList,
+    MultiTaskSlices,
     Patches,
     SliceList,
     collate_detection,
@@ -82,6 +84,16 @@ def _datasets(
             seed=settings.seed,
         )
         val_set: Dataset = LesionList(val, spec, task)
+    elif task == "integrated":
+        train_set = MultiTaskSlices(
+            train,
+            spec,
+            task,
+            length=length,
+            positive_fraction=settings.positive_fraction,
+            seed=settings.seed,
+        )
+        val_set = MultiTaskSliceList(val, spec, task)
     else:
         train_set = BalancedSlices(
             train,
@@ -92,7 +104,7 @@ def _datasets(
             seed=settings.seed,
         )
         val_set = SliceList(val, spec, task)
-    collate = collate_detection if task == "detection" else None
+    collate = collate_detection if task in ("detection", "integrated") else None
     return train_set, val_set, collate
 
 
@@ -115,8 +127,8 @@ def build_network(experiment: Experiment, init_bundle: Path | None) -> nn.Module
     """The experiment's network, warm-started from ``init_bundle`` when given.
 
     A U-Net takes the classifier's encoder (seed 1, steps 4-6), a detector the classifier's
-    backbone (seed 1's localiser); any other model takes every tensor whose name and shape
-    match (e.g. triage stage 2 from stage 1).
+    backbone (seed 1's localiser), the integrated model its shared encoder; any other model
+    takes every tensor whose name and shape match (e.g. triage stage 2 from stage 1).
     """
     model = build(experiment.model.arch, **builder_kwargs(experiment))
     if init_bundle is None:
@@ -126,6 +138,8 @@ def build_network(experiment: Experiment, init_bundle: Path | None) -> nn.Module
         copied = transfer_encoder_weights(source, model)
     elif experiment.task == "detection":
         copied = transfer_backbone_weights(source, model)
+    elif experiment.task == "integrated":
+        copied = copy_matching(source, model.unet.encoder.model)  # type: ignore[union-attr,arg-type]
     else:
         copied = copy_matching(source, model)
     log.info("%s: %d tensors copied from %s", experiment.name, len(copied), init_bundle)

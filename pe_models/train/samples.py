@@ -21,6 +21,7 @@ BINARY_TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "classification": (("pe",), ("normal", "other_disease", NO_PE)),
     "triage_stage1": (("other_disease", "pe"), ("normal",)),
     "triage_stage2": (("pe",), ("other_disease",)),
+    "integrated": (("pe",), ("normal", "other_disease", NO_PE)),
 }
 """Which slices each binary task learns from: stage 1 is WNL vs diseased, stage 2 is PE vs
 other disease on diseased slices only (seed 2)."""
@@ -117,6 +118,38 @@ class SliceList(Dataset):
         (study, k), target = self.items[index]
         image = self.spec.normalise(torch.from_numpy(self.studies[study].images[k]))
         return image, torch.tensor(target)
+
+
+def multitask_target(study: PreparedStudy, k: int, label: float) -> dict[str, torch.Tensor]:
+    """Target of seed 1's integrated model: slice label, PE mask and PE boxes of one slice."""
+    if study.masks is None:
+        raise ValueError(f"{study.study_id}: the integrated model needs PE masks")
+    boxes = study.boxes[k] if study.boxes is not None else np.zeros((0, 4))
+    target = detection_target(boxes, 0, 0, study.masks.shape[-1])
+    target["label"] = torch.tensor(label)
+    target["mask"] = torch.from_numpy(study.masks[k].copy())
+    return target
+
+
+class MultiTaskSlices(BalancedSlices):
+    """Balanced whole slices with the integrated model's target (no flips: boxes stay put)."""
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # type: ignore[override]
+        rng = self._rng(index)
+        positive = rng.random() < self.positive_fraction
+        pool = self.positives if positive else self.negatives
+        study, k = pool[int(rng.integers(len(pool)))]
+        target = multitask_target(self.studies[study], k, float(positive))
+        return self._image((study, k)), target
+
+
+class MultiTaskSliceList(SliceList):
+    """Fixed validation slices with the integrated model's target."""
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # type: ignore[override]
+        (study, k), label = self.items[index]
+        image = self.spec.normalise(torch.from_numpy(self.studies[study].images[k]))
+        return image, multitask_target(self.studies[study], k, label)
 
 
 def lesion_slices(studies: Sequence[PreparedStudy]) -> list[SliceRef]:

@@ -38,6 +38,7 @@ def experiment_dict(task: str, **changes: object) -> dict:
             "kwargs": {"backbone": "resnet10t", "fpn_channels": 32, "sampled_rois": 16},
         },
         "triage_stage2": {"arch": "mwl_cbam_drn", "kwargs": {"depth": "resnet10t"}},
+        "integrated": {"arch": "integrated", "kwargs": {"backbone": "resnet10t", "input_size": 64}},
     }
     model = models[task]
     model["kwargs"]["channels"] = NARROW
@@ -55,7 +56,7 @@ def experiment_dict(task: str, **changes: object) -> dict:
         },
         "train": {"steps": 3, "batch_size": 4, "val_every": 3, "patch": 32},
     }
-    if task in ("classification", "triage_stage2"):
+    if task in ("classification", "triage_stage2", "integrated"):
         del raw["train"]["patch"]
     raw.update(changes)
     return raw
@@ -176,10 +177,12 @@ def test_lesion_patches_hold_the_lesion(prepared: list) -> None:
 @pytest.mark.slow
 def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
     trained: dict[str, Path] = {}
-    for task in ("classification", "segmentation", "detection", "triage_stage2"):
+    for task in ("classification", "segmentation", "detection", "triage_stage2", "integrated"):
         raw = experiment_dict(task)
-        if task in ("segmentation", "detection"):
+        if task in ("segmentation", "detection", "integrated"):
             raw["model"]["init_from"] = "tiny-classification"
+        if task == "segmentation":  # seed 1, step 3: trained jointly with a classification head
+            raw["model"]["kwargs"]["aux_classes"] = 1
         experiment = parse_experiment(raw, tmp_path / f"{task}.yaml")
         trained[experiment.name] = train_experiment(
             experiment, tmp_path / "run", trained=trained, workers=0, progress_bar=False
@@ -193,9 +196,15 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
     pipeline = Pipeline.from_bundles(
         [trained["tiny-classification"], trained["tiny-segmentation"], trained["tiny-detection"]]
     )
-    study = pipeline.run(generate_phantom(50, "pe", "test").volume, slices=[20, 21])
+    volume = generate_phantom(50, "pe", "test").volume
+    study = pipeline.run(volume, slices=[20, 21])
     assert len(study.slices) == 2
     assert study.slices[0].mask is not None
+    integrated = Pipeline.from_bundles([trained["tiny-integrated"]]).run(volume, slices=[20])
+    (result,) = integrated.slices
+    assert 0.0 <= result.pe_probability <= 1.0
+    assert result.mask.shape == volume.shape[1:]
+    assert result.boxes.shape[1] == 5
 
 
 def test_unet_and_detector_start_from_the_classifier(tmp_path: Path) -> None:
