@@ -10,12 +10,16 @@ within minutes.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pe_models import io
 from pe_models.data.records import NO_PE, StudyRecord
 from pe_models.inference import Pipeline, StudyResult
 from pe_models.metrics import (
@@ -27,10 +31,14 @@ from pe_models.metrics import (
     rsna_weighted_log_loss,
     segmentation_overlap,
 )
+from pe_models.report import write_report
+from pe_models.train.cards import update_cards as write_cards
 from pe_models.triage import TRIAGE_CLASSES
 from pe_models.volume import Volume
 
 PIXEL_TASKS = ("segmentation", "detection")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -208,3 +216,84 @@ def _rsna_loss(collected: Collected, truth: np.ndarray, score: np.ndarray) -> di
         [truth[patients == p] for p in order],
         [score[patients == p] for p in order],
     )
+
+
+def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
+    """What the models say about every readable series under ``folder``."""
+    rows = []
+    for series in io.scan(folder):
+        try:
+            volume = io.load(series.path, series.series_uid)
+        except io.StudyReadError as error:
+            rows.append({"study": str(series.path), "error": str(error)})
+            continue
+        result = pipeline.run(volume)
+        row = study_summary(f"{series.path.name}: {series.description}", volume, result)
+        row["contrast_hint"] = series.contrast_hint
+        rows.append(row)
+        log.info("%s", row)
+    return rows
+
+
+def run_evaluation(
+    bundles: Sequence[Path],
+    records: Sequence[StudyRecord],
+    described: Sequence[str],
+    out: Path,
+    *,
+    real: Path | None = None,
+    negative_stride: int = 10,
+    update_cards: bool = False,
+    command: str = "",
+) -> dict[str, Any]:
+    """Evaluate bundles on labelled studies (and list their outputs on real CT); write a report.
+
+    Parameters
+    ----------
+    bundles
+        Bundle folders, at most one per task.
+    records
+        Labelled studies.
+    described
+        What the studies are, one phrase per source (goes into the report and the cards).
+    out
+        Report folder (see :func:`pe_models.report.write_report`).
+    real
+        A folder of unlabelled real CT: what the models say of each series is listed.
+    update_cards
+        Write the metrics into each bundle's card.
+
+    Returns
+    -------
+    dict
+        The report.
+    """
+    pipeline = Pipeline.from_bundles(bundles)
+    started = time.perf_counter()
+    tasks: dict[str, Any] = {}
+    curves: dict[str, Any] = {}
+    report: dict[str, Any] = {"title": "PE Viewer model evaluation", "tasks": tasks}
+    described = list(described)
+    if records:
+        collected = collect(
+            pipeline,
+            records,
+            negative_stride=negative_stride,
+            progress=lambda name: log.info("evaluated %s", name),
+        )
+        found, curves = metrics_of(collected, pipeline)
+        tasks.update(found)
+        report["studies"] = collected.studies
+    if real is not None:
+        report["real_ct"] = real_ct_rows(pipeline, real)
+        described.append(f"real CT series in {real} (no labels: outputs listed)")
+    report["description"] = "; ".join(described) + f"; {len(records)} labelled studies"
+    report["bundles"] = [str(p) for p in bundles]
+    report["command"] = command
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    if not tasks:
+        tasks["none"] = {"metrics": {}, "note": "no labelled data"}
+    write_report(out, report, curves)
+    if update_cards and records:
+        write_cards(bundles, tasks, report["description"], command)
+    return report

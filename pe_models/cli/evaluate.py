@@ -12,21 +12,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pe_models import io
 from pe_models.bundle import BundleError
 from pe_models.data.phantoms import phantom_records
 from pe_models.data.records import StudyRecord
-from pe_models.evaluate import collect, metrics_of, study_summary
+from pe_models.evaluate import run_evaluation
 from pe_models.inference import Pipeline, default_bundle_paths
-from pe_models.report import write_report
-from pe_models.train.cards import update_cards
-
-log = logging.getLogger("pe-eval")
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -85,23 +79,6 @@ def labelled_records(args: argparse.Namespace) -> tuple[list[StudyRecord], list[
     return records, described
 
 
-def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
-    """What the models say about every readable series under ``folder``."""
-    rows = []
-    for series in io.scan(folder):
-        try:
-            volume = io.load(series.path, series.series_uid)
-        except io.StudyReadError as error:
-            rows.append({"study": str(series.path), "error": str(error)})
-            continue
-        result = pipeline.run(volume)
-        row = study_summary(f"{series.path.name}: {series.description}", volume, result)
-        row["contrast_hint"] = series.contrast_hint
-        rows.append(row)
-        log.info("%s", row)
-    return rows
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
@@ -110,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = default_bundle_paths(args.bundles) if args.bundles.is_dir() else []
         if not paths:
             raise BundleError(f"{args.bundles}: no bundle folders found")
-        pipeline = Pipeline.from_bundles(paths)
+        Pipeline.from_bundles(paths)  # fail early on a broken bundle
         records, described = labelled_records(args)
     except (BundleError, io.StudyReadError, ValueError) as error:
         print(f"pe-eval: {error}", file=sys.stderr)
@@ -121,32 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    started = time.perf_counter()
-    tasks: dict[str, Any] = {}
-    curves: dict[str, Any] = {}
-    report: dict[str, Any] = {"title": "PE Viewer model evaluation", "tasks": tasks}
-    if records:
-        collected = collect(
-            pipeline,
-            records,
-            negative_stride=args.negative_stride,
-            progress=lambda name: log.info("evaluated %s", name),
-        )
-        tasks_found, curves = metrics_of(collected, pipeline)
-        tasks.update(tasks_found)
-        report["studies"] = collected.studies
-    if args.real:
-        report["real_ct"] = real_ct_rows(pipeline, args.real)
-        described.append(f"real CT series in {args.real} (no labels: outputs listed)")
-    report["description"] = "; ".join(described) + f"; {len(records)} labelled studies"
-    report["bundles"] = [str(p) for p in paths]
-    report["command"] = "pe-eval " + " ".join(sys.argv[1:] if argv is None else argv)
-    report["seconds"] = round(time.perf_counter() - started, 1)
-    if not tasks:
-        tasks["none"] = {"metrics": {}, "note": "no labelled data"}
-    write_report(args.out, report, curves)
-    if args.update_cards and records:
-        update_cards(paths, tasks, report["description"], report["command"])
+    command = "pe-eval " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = run_evaluation(
+        paths,
+        records,
+        described,
+        args.out,
+        real=args.real,
+        negative_stride=args.negative_stride,
+        update_cards=args.update_cards,
+        command=command,
+    )
     print(f"pe-eval: report in {args.out / 'summary.md'} ({report['seconds']} s)")
     return 0
 

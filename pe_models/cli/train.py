@@ -1,15 +1,26 @@
-"""``pe-train``: train bundles from experiment files or a preset (``--preset demo``)."""
+"""``pe-train``: train bundles from experiment files or a preset (``--preset demo``).
+
+After training, experiments that name held-out phantom seeds (``data.test``) are evaluated on
+them through the Pipeline (``<out>/eval``: report, plots) and each card gets those metrics;
+``--install`` then copies the bundles to ``resources/bundles`` where the app finds them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from pe_models.train.experiment import ExperimentError, load_experiment
+from pe_models.data.phantoms import phantom_records
+from pe_models.evaluate import run_evaluation
+from pe_models.io.atomic import atomic_folder
+from pe_models.resources import resources_dir
+from pe_models.train.experiment import Experiment, ExperimentError, load_experiment
 from pe_models.train.presets import available_presets, preset_experiments, train_preset
 
 
@@ -29,15 +40,74 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     )
     source.add_argument("--preset", help=f"a preset ({', '.join(available_presets())})")
     parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="output folder (default: runs/<preset or first experiment>)",
+        "--out", type=Path, default=None, help="output folder (default: runs/<preset or name>)"
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="processes preparing studies (default: CPU count)"
+        "--root",
+        action="append",
+        default=[],
+        metavar="SOURCE=PATH",
+        help="dataset folder of a data source (rsna, fumpe, folder); repeatable",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes preparing studies (default: CPUs)"
+    )
+    parser.add_argument(
+        "--no-eval", action="store_true", help="skip the evaluation on held-out phantoms"
+    )
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="copy the trained bundles to resources/bundles (replacing those there)",
     )
     return parser.parse_args(argv)
+
+
+def _with_roots(experiments: Sequence[Experiment], roots: Sequence[str]) -> list[Experiment]:
+    """Experiments with ``data.root`` set from ``SOURCE=PATH`` items."""
+    by_source = {}
+    for item in roots:
+        source, separator, path = item.partition("=")
+        if not separator or not path:
+            raise ValueError(f"--root takes SOURCE=PATH, got {item!r}")
+        by_source[source] = path
+    return [
+        replace(e, data=replace(e.data, root=by_source[e.data.source]))
+        if e.data.source in by_source
+        else e
+        for e in experiments
+    ]
+
+
+def evaluate_held_out(
+    experiments: Sequence[Experiment], trained: Mapping[str, Path], out: Path, command: str
+) -> None:
+    """Evaluate the bundles on the experiments' held-out phantom seeds; fill in their cards."""
+    tested = [e for e in experiments if e.data.source == "phantoms" and e.data.test is not None]
+    sets = {repr(e.data.test): e.data.test for e in tested}
+    for i, test in enumerate(sets.values()):
+        assert test is not None
+        bundles = [trained[e.name] for e in tested if e.data.test == test]
+        records = phantom_records(test.seed_list, test.kind, size=test.size)
+        first, last = test.seeds[0], test.seeds[1] - 1
+        described = [
+            f"held-out synthetic phantoms, seeds {first}-{last} ({test.kind}, {test.size}), "
+            "never used in training or model selection"
+        ]
+        folder = out / ("eval" if len(sets) == 1 else f"eval-{i}")
+        run_evaluation(bundles, records, described, folder, update_cards=True, command=command)
+        print(f"pe-train: held-out evaluation in {folder / 'summary.md'}")
+
+
+def install(trained: Mapping[str, Path]) -> Path:
+    """Copy bundles into ``resources/bundles/<name>``, each folder replaced atomically."""
+    target = resources_dir() / "bundles"
+    target.mkdir(exist_ok=True)
+    for name, folder in trained.items():
+        with atomic_folder(target / name, replace_existing=True) as staging:
+            for file in folder.iterdir():
+                shutil.copy2(file, staging / file.name)
+    return target
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             experiments = preset_experiments(args.preset)
         else:
             experiments = [load_experiment(path) for path in args.experiments]
-    except (KeyError, ExperimentError) as error:
+        experiments = _with_roots(experiments, args.root)
+    except (KeyError, ValueError) as error:  # ExperimentError is a ValueError
         print(f"pe-train: {error}", file=sys.stderr)
         return 2
     if not experiments:
@@ -57,10 +128,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = args.out or Path("runs") / (args.preset or experiments[0].name)
     started = time.perf_counter()
-    trained = train_preset(experiments, out, workers=args.workers)
+    try:
+        trained = train_preset(experiments, out, workers=args.workers)
+    except (ExperimentError, FileNotFoundError) as error:
+        print(f"pe-train: {error}", file=sys.stderr)
+        return 1
     for name, folder in trained.items():
         print(f"{name}: {folder}")
     print(f"pe-train: {len(trained)} bundle(s) in {time.perf_counter() - started:.0f} s")
+    if not args.no_eval:
+        command = "pe-train " + " ".join(sys.argv[1:] if argv is None else argv)
+        evaluate_held_out(experiments, trained, out, command)
+    if args.install:
+        print(f"pe-train: installed in {install(trained)}")
     return 0
 
 

@@ -67,7 +67,9 @@ class DataSpec:
 
     ``phantoms``: ``train`` / ``val`` (/ ``test``) phantom sets with disjoint seeds.
     ``folder`` / ``rsna`` / ``fumpe``: a dataset ``root`` split by patient with ``split``
-    fractions (``train``, ``val``, ``test``) and ``split_seed``.
+    fractions (``train``, ``val``, ``test``) and ``split_seed``; ``root`` may be left out of
+    the file and given on the command line (``pe-train --root rsna=/data/rsna``); ``limit``
+    keeps the first patients only (e.g. a subset of RSNA's 7,000 studies, as seed 1 does).
     """
 
     source: str = "phantoms"
@@ -78,6 +80,7 @@ class DataSpec:
     split: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.1, "test": 0.2})
     split_seed: int = 0
     normal_stride: int = 1
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,6 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         )
     if data.source == "phantoms" and (data.train is None or data.val is None):
         raise ExperimentError(f"{source}: phantom data needs data.train and data.val seeds")
-    if data.source != "phantoms" and not data.root:
-        raise ExperimentError(f"{source}: data source {data.source!r} needs data.root")
     if data.train and data.val and set(data.train.seed_list) & set(data.val.seed_list):
         raise ExperimentError(f"{source}: training and validation seeds overlap")
     input_raw = dict(raw["input"])

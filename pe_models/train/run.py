@@ -51,7 +51,12 @@ def dataset_records(experiment: Experiment) -> dict[str, list[StudyRecord]]:
             for name, part in parts.items()
             if part is not None
         }
-    root = Path(str(data.root))
+    if not data.root:
+        raise ValueError(
+            f"{experiment.path or experiment.name}: data.root is not set for source "
+            f"{data.source!r}; set it in the file or pass --root {data.source}=PATH"
+        )
+    root = Path(data.root)
     if data.source == "rsna":
         from pe_models.data.rsna import rsna_records
 
@@ -64,6 +69,9 @@ def dataset_records(experiment: Experiment) -> dict[str, list[StudyRecord]]:
         from pe_models.data.folder import folder_records
 
         records = folder_records(root)
+    if data.limit is not None:
+        keep = sorted({r.patient_id for r in records})[: data.limit]
+        records = [r for r in records if r.patient_id in set(keep)]
     return split_by_patient(records, data.split, seed=data.split_seed)
 
 

@@ -1,0 +1,1 @@
+"""Training: experiment files, datasets of prepared slices, the Lightning module, presets."""
