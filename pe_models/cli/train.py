@@ -18,9 +18,10 @@ from pathlib import Path
 
 from pe_models.data.phantoms import phantom_records
 from pe_models.evaluate import run_evaluation
+from pe_models.io import StudyReadError
 from pe_models.io.atomic import atomic_folder
 from pe_models.resources import resources_dir
-from pe_models.train.experiment import Experiment, ExperimentError, load_experiment
+from pe_models.train.experiment import Experiment, load_experiment
 from pe_models.train.presets import available_presets, preset_experiments, train_preset
 
 
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         trained = train_preset(experiments, out, workers=args.workers)
-    except (ExperimentError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, StudyReadError) as error:
         print(f"pe-train: {error}", file=sys.stderr)
         return 1
     for name, folder in trained.items():

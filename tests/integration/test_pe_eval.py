@@ -1,0 +1,91 @@
+"""``pe-eval`` end to end: tiny bundles on test-size phantoms, report files, model cards."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pe_models.bundle import load_bundle
+from pe_models.cli.evaluate import main as pe_eval
+from pe_models.cli.train import main as pe_train
+from tests.model_bundles import make_bundles
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("bundles")
+    make_bundles(folder, size=64)
+    return folder
+
+
+@pytest.mark.slow
+def test_report_has_every_task_and_cards_get_the_held_out_metrics(
+    bundles: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval"
+    assert (
+        pe_eval(
+            [
+                "--bundles", str(bundles), "--phantoms", "60:63", "--size", "test",
+                "--kind", "pe", "--out", str(out), "--update-cards", "--negative-stride", "6",
+            ]
+        )
+        == 0
+    )  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    assert {
+        "slice_pe",
+        "patient_pe_any_slice",
+        "patient_pe_decision",
+        "triage_stage1",
+        "triage_stage2",
+        "triage_three_class",
+        "segmentation_pe_slices",
+        "detection",
+    } <= set(report["tasks"])
+    slice_pe = report["tasks"]["slice_pe"]["metrics"]
+    assert slice_pe["n"] == sum(study["slices"] for study in report["studies"])
+    assert 0 < slice_pe["n_positive"] < slice_pe["n"]
+    assert report["tasks"]["patient_pe_any_slice"]["metrics"]["n"] == 3
+    assert report["tasks"]["segmentation_pe_slices"]["metrics"]["iou_micro"] is not None
+    summary = (out / "summary.md").read_text()
+    assert "seeds 60-62" in summary
+    for image in re.findall(r"\]\(([^)]+\.png)\)", summary):
+        assert (out / image).stat().st_size > 1000
+    for folder in sorted(bundles.iterdir()):
+        card = load_bundle(folder).card
+        assert card.count("## Held-out evaluation") == 1
+        assert "seeds 60-62" in card
+
+
+def test_bad_bundle_folder_and_missing_data_are_reported(
+    bundles: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert pe_eval(["--bundles", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "no bundle folders found" in capsys.readouterr().err
+    assert pe_eval(["--bundles", str(bundles), "--out", str(tmp_path / "o")]) == 2
+    assert "give labelled data" in capsys.readouterr().err
+
+
+def test_pe_train_names_the_missing_dataset_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert pe_train(["--preset", "seed1", "--out", str(tmp_path)]) == 1
+    assert "--root rsna=PATH" in capsys.readouterr().err
+    assert pe_train(["--preset", "nonsense"]) == 2
+    assert "unknown preset 'nonsense'" in capsys.readouterr().err
+
+
+@pytest.mark.real_data
+def test_non_contrast_real_series_is_not_called_pe(
+    bundles: Path, real_data: Path, tmp_path: Path
+) -> None:
+    series = real_data / "midrc_ricord_1a_chest_24slices"
+    assert pe_eval(["--bundles", str(bundles), "--real", str(series), "--out", str(tmp_path)]) == 0
+    (row,) = json.loads((tmp_path / "report.json").read_text())["real_ct"]
+    assert row["contrast_adequate"] is False
+    assert row["decision"] != "pe"
+    assert any("no pulmonary arterial contrast" in w for w in row["warnings"])
