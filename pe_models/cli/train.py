@@ -84,15 +84,13 @@ def evaluate_held_out(
     experiments: Sequence[Experiment], trained: Mapping[str, Path], out: Path, command: str
 ) -> None:
     """Evaluate the bundles on the experiments' held-out phantom seeds; fill in their cards."""
-    tested = [e for e in experiments if e.data.source == "phantoms" and e.data.test is not None]
-    sets = {repr(e.data.test): e.data.test for e in tested}
-    for i, test in enumerate(sets.values()):
-        assert test is not None
+    tested = [e for e in experiments if e.data.source == "phantoms" and e.data.test]
+    sets = {e.data.test for e in tested}
+    for i, test in enumerate(sets):
         bundles = [trained[e.name] for e in tested if e.data.test == test]
-        records = phantom_records(test.seed_list, test.kind, size=test.size)
-        first, last = test.seeds[0], test.seeds[1] - 1
+        records = [r for s in test for r in phantom_records(s.seed_list, s.kind, size=s.size)]
         described = [
-            f"held-out synthetic phantoms, seeds {first}-{last} ({test.kind}, {test.size}), "
+            f"held-out synthetic phantoms, {', '.join(s.describe() for s in test)}, "
             "never used in training or model selection"
         ]
         folder = out / ("eval" if len(sets) == 1 else f"eval-{i}")

@@ -30,6 +30,10 @@ class CbamDrn(nn.Module):
         Input channels (one per window).
     num_classes
         Output logits; 0 returns the pooled features (B, num_features).
+    channels
+        Stage widths of a narrow ResNet (see :func:`~pe_models.nets.classifier.timm_kwargs`).
+    pool
+        ``"avg"`` or ``"max"`` global pooling of the final feature map.
     """
 
     def __init__(
@@ -39,8 +43,12 @@ class CbamDrn(nn.Module):
         in_chans: int = 1,
         num_classes: int = 1,
         channels: Sequence[int] | None = None,
+        pool: str = "avg",
     ) -> None:
         super().__init__()
+        if pool not in ("avg", "max"):
+            raise ValueError(f"unknown pool {pool!r}; valid: avg, max")
+        self.pool = pool
         base: Any = timm.create_model(
             depth,
             pretrained=False,
@@ -65,7 +73,9 @@ class CbamDrn(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes), or pooled features when built with ``num_classes=0``."""
-        return self.head(self.forward_features(images).mean(dim=(2, 3)))
+        features = self.forward_features(images)
+        pooled = features.amax(dim=(2, 3)) if self.pool == "max" else features.mean(dim=(2, 3))
+        return self.head(pooled)
 
 
 class MultiWindowCbamDrn(nn.Module):
@@ -81,11 +91,12 @@ class MultiWindowCbamDrn(nn.Module):
         windows: int = 2,
         num_classes: int = 1,
         channels: Sequence[int] | None = None,
+        pool: str = "avg",
     ) -> None:
         super().__init__()
         self.branches = nn.ModuleList(
             [
-                CbamDrn(depth=depth, in_chans=1, num_classes=0, channels=channels)
+                CbamDrn(depth=depth, in_chans=1, num_classes=0, channels=channels, pool=pool)
                 for _ in range(windows)
             ]
         )
@@ -105,9 +116,12 @@ def build_cbam_drn(
     in_chans: int = 1,
     num_classes: int = 1,
     channels: Sequence[int] | None = None,
+    pool: str = "avg",
 ) -> nn.Module:
     """Single-input CBAM-DRN (all windows stacked as channels of one branch)."""
-    return CbamDrn(depth=depth, in_chans=in_chans, num_classes=num_classes, channels=channels)
+    return CbamDrn(
+        depth=depth, in_chans=in_chans, num_classes=num_classes, channels=channels, pool=pool
+    )
 
 
 @register("mwl_cbam_drn")
@@ -117,8 +131,9 @@ def build_multi_window(
     windows: int = 2,
     num_classes: int = 1,
     channels: Sequence[int] | None = None,
+    pool: str = "avg",
 ) -> nn.Module:
     """DWL (``windows=2``: vascular + lung) or TWL (``windows=3``: + mediastinal) model."""
     return MultiWindowCbamDrn(
-        depth=depth, windows=windows, num_classes=num_classes, channels=channels
+        depth=depth, windows=windows, num_classes=num_classes, channels=channels, pool=pool
     )

@@ -40,12 +40,15 @@ def build_classifier(
     img_size: int | None = None,
     weights_file: str | None = None,
     channels: Sequence[int] | None = None,
+    global_pool: str = "avg",
 ) -> nn.Module:
     """A slice classifier returning logits (B, num_classes) for images (B, in_chans, H, W).
 
     Weights start random and nothing is ever downloaded. ``weights_file`` names a local
     ImageNet checkpoint (timm's ``.safetensors`` / ``.pth`` for this backbone); timm adapts
-    its first convolution to ``in_chans`` and drops its 1000-class head.
+    its first convolution to ``in_chans`` and drops its 1000-class head. ``global_pool`` is
+    timm's pooling before the head: ``"max"`` suits a small finding anywhere in the slice
+    (any-evidence pooling), ``"avg"`` is the ImageNet default.
     """
     if weights_file is not None and not Path(weights_file).is_file():
         raise FileNotFoundError(f"{weights_file}: pretrained weights file not found")
@@ -55,5 +58,6 @@ def build_classifier(
         pretrained_cfg_overlay={"file": weights_file} if weights_file else None,
         num_classes=num_classes,
         in_chans=in_chans,
+        global_pool=global_pool,
         **timm_kwargs(backbone, img_size, channels),
     )

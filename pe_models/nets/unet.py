@@ -66,6 +66,23 @@ def transfer_encoder_weights(classifier: nn.Module, unet: nn.Module) -> list[str
     return copy_matching(classifier, encoder)
 
 
+def timm_encoder(model: nn.Module) -> nn.Module:
+    """The timm feature extractor inside any seed-1 network.
+
+    A classifier is its own encoder; a U-Net keeps it in ``encoder.model``, a detector in
+    ``backbone.body``, the integrated model in ``unet.encoder.model``.
+    """
+    if isinstance(getattr(model, "unet", None), nn.Module):
+        model = model.unet  # type: ignore[assignment]
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, nn.Module):
+        return encoder.model  # type: ignore[return-value]
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, nn.Module):
+        return backbone.body  # type: ignore[return-value]
+    return model
+
+
 def copy_matching(source: nn.Module, target: nn.Module) -> list[str]:
     """Copy every tensor of ``source`` whose name and shape exist in ``target``; return names.
 

@@ -60,12 +60,26 @@ class PhantomSet:
         """Every seed of the set."""
         return list(range(*self.seeds))
 
+    def describe(self) -> str:
+        """E.g. ``seeds 1000-1047 (mix, full)``."""
+        return f"seeds {self.seeds[0]}-{self.seeds[1] - 1} ({self.kind}, {self.size})"
+
+
+PhantomSets = tuple[PhantomSet, ...]
+"""One part (train, val or test) of a phantom experiment: one or more seed ranges."""
+
+
+def seeds_of(sets: PhantomSets) -> set[int]:
+    """Every seed of the sets."""
+    return {seed for s in sets for seed in s.seed_list}
+
 
 @dataclass(frozen=True)
 class DataSpec:
     """Where the slices come from.
 
-    ``phantoms``: ``train`` / ``val`` (/ ``test``) phantom sets with disjoint seeds.
+    ``phantoms``: ``train`` / ``val`` (/ ``test``) phantom sets with disjoint seeds; each
+    part is one ``{seeds, kind, size}`` mapping or a list of them.
     ``folder`` / ``rsna`` / ``fumpe``: a dataset ``root`` split by patient with ``split``
     fractions (``train``, ``val``, ``test``) and ``split_seed``; ``root`` may be left out of
     the file and given on the command line (``pe-train --root rsna=/data/rsna``); ``limit``
@@ -73,9 +87,9 @@ class DataSpec:
     """
 
     source: str = "phantoms"
-    train: PhantomSet | None = None
-    val: PhantomSet | None = None
-    test: PhantomSet | None = None
+    train: PhantomSets = ()
+    val: PhantomSets = ()
+    test: PhantomSets = ()
     root: str | None = None
     split: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.1, "test": 0.2})
     split_seed: int = 0
@@ -156,14 +170,17 @@ def _build(cls: type, raw: Any, source: Path, where: str) -> Any:
         raise ExperimentError(f"{source}: {where}: {error}") from error
 
 
-def _phantom_set(raw: Any, source: Path, where: str) -> PhantomSet | None:
+def _phantom_sets(raw: Any, source: Path, where: str) -> PhantomSets:
     if raw is None:
-        return None
-    built = _build(PhantomSet, raw, source, where)
-    seeds = tuple(built.seeds)
-    if len(seeds) != 2 or not 0 <= seeds[0] < seeds[1]:
-        raise ExperimentError(f"{source}: {where}.seeds must be [start, stop), got {seeds}")
-    return PhantomSet((int(seeds[0]), int(seeds[1])), built.kind, built.size)
+        return ()
+    sets = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        built = _build(PhantomSet, item, source, where)
+        seeds = tuple(built.seeds)
+        if len(seeds) != 2 or not 0 <= seeds[0] < seeds[1]:
+            raise ExperimentError(f"{source}: {where}.seeds must be [start, stop), got {seeds}")
+        sets.append(PhantomSet((int(seeds[0]), int(seeds[1])), built.kind, built.size))
+    return tuple(sets)
 
 
 def parse_experiment(raw: Any, source: Path) -> Experiment:
@@ -177,7 +194,7 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         raise ExperimentError(f"{source}: unknown task {raw['task']!r}; valid: {', '.join(TASKS)}")
     data_raw = dict(raw["data"])
     sets = {
-        part: _phantom_set(data_raw.pop(part, None), source, f"data.{part}")
+        part: _phantom_sets(data_raw.pop(part, None), source, f"data.{part}")
         for part in ("train", "val", "test")
     }
     data = _build(DataSpec, data_raw, source, "data")
@@ -186,10 +203,11 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         raise ExperimentError(
             f"{source}: unknown data source {data.source!r}; valid: {', '.join(SOURCES)}"
         )
-    if data.source == "phantoms" and (data.train is None or data.val is None):
+    if data.source == "phantoms" and not (data.train and data.val):
         raise ExperimentError(f"{source}: phantom data needs data.train and data.val seeds")
-    if data.train and data.val and set(data.train.seed_list) & set(data.val.seed_list):
-        raise ExperimentError(f"{source}: training and validation seeds overlap")
+    train, val, test = seeds_of(data.train), seeds_of(data.val), seeds_of(data.test)
+    if train & val or (train | val) & test:
+        raise ExperimentError(f"{source}: training, validation and test seeds overlap")
     input_raw = dict(raw["input"])
     input_raw["windows"] = tuple(input_raw.get("windows", ()))
     model = _build(ModelSpec, raw["model"], source, "model")

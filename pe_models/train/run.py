@@ -22,8 +22,7 @@ from pe_models.data.phantoms import phantom_records
 from pe_models.data.records import StudyRecord, split_by_patient
 from pe_models.data.slices import PreparedStudy, prepare_studies
 from pe_models.nets import build
-from pe_models.nets.detector import transfer_backbone_weights
-from pe_models.nets.unet import copy_matching, transfer_encoder_weights
+from pe_models.nets.unet import copy_matching, timm_encoder
 from pe_models.train.experiment import Experiment
 from pe_models.train.module import VALIDATION_SCORE, TaskModule
 from pe_models.train.samples import (
@@ -38,6 +37,9 @@ from pe_models.train.samples import (
 
 log = logging.getLogger(__name__)
 
+SEED1_TASKS = ("classification", "segmentation", "detection", "integrated")
+"""Tasks of seed 1's networks, which share one timm encoder design."""
+
 NOT_FOR_CLINICAL_USE = "**Research use only. Not a medical device; not for clinical use.**"
 
 
@@ -47,9 +49,9 @@ def dataset_records(experiment: Experiment) -> dict[str, list[StudyRecord]]:
     if data.source == "phantoms":
         parts = {"train": data.train, "val": data.val, "test": data.test}
         return {
-            name: phantom_records(part.seed_list, part.kind, size=part.size)
-            for name, part in parts.items()
-            if part is not None
+            name: [r for s in sets for r in phantom_records(s.seed_list, s.kind, size=s.size)]
+            for name, sets in parts.items()
+            if sets
         }
     if not data.root:
         raise ValueError(
@@ -134,20 +136,18 @@ def resolve_init(init_from: str | None, trained: Mapping[str, Path]) -> Path | N
 def build_network(experiment: Experiment, init_bundle: Path | None) -> nn.Module:
     """The experiment's network, warm-started from ``init_bundle`` when given.
 
-    A U-Net takes the classifier's encoder (seed 1, steps 4-6), a detector the classifier's
-    backbone (seed 1's localiser), the integrated model its shared encoder; any other model
-    takes every tensor whose name and shape match (e.g. triage stage 2 from stage 1).
+    Seed-1 networks (classifier, U-Net, detector, integrated model) pass their timm encoder
+    on: a U-Net starts from the classifier's encoder (seed 1, steps 4-6), the detector from its
+    backbone (seed 1's localiser), and the other way round a classifier from a U-Net's
+    encoder. Other models take every tensor whose name and shape match (triage stage 2 from
+    stage 1).
     """
     model = build(experiment.model.arch, **builder_kwargs(experiment))
     if init_bundle is None:
         return model
     source = load_bundle(init_bundle).build_model()
-    if experiment.task == "segmentation":
-        copied = transfer_encoder_weights(source, model)
-    elif experiment.task == "detection":
-        copied = transfer_backbone_weights(source, model)
-    elif experiment.task == "integrated":
-        copied = copy_matching(source, model.unet.encoder.model)  # type: ignore[union-attr,arg-type]
+    if experiment.task in SEED1_TASKS:
+        copied = copy_matching(timm_encoder(source), timm_encoder(model))
     else:
         copied = copy_matching(source, model)
     log.info("%s: %d tensors copied from %s", experiment.name, len(copied), init_bundle)
@@ -307,9 +307,9 @@ def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
     data = experiment.data
     if data.source == "phantoms":
         trained_on = (
-            "**synthetic CTPA phantoms only** (`pe_models.synth`), seeds "
-            f"{data.train.seeds if data.train else '?'} for training and "
-            f"{data.val.seeds if data.val else '?'} for model selection"
+            "**synthetic CTPA phantoms only** (`pe_models.synth`): "
+            f"{', '.join(s.describe() for s in data.train)} for training and "
+            f"{', '.join(s.describe() for s in data.val)} for model selection"
         )
     else:
         trained_on = f"{data.source} data from `{data.root}`, split by patient ({data.split})"

@@ -15,7 +15,12 @@ from pe_models.data.slices import InputSpec, boxes_to_input, prepare_studies, se
 from pe_models.inference import Pipeline
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.synth.phantom import generate_phantom
-from pe_models.train.experiment import ExperimentError, load_experiment, parse_experiment
+from pe_models.train.experiment import (
+    ExperimentError,
+    load_experiment,
+    parse_experiment,
+    seeds_of,
+)
 from pe_models.train.presets import available_presets, preset_experiments
 from pe_models.train.run import build_network, train_experiment
 from pe_models.train.samples import BalancedSlices, Patches, binary_slices
@@ -87,9 +92,9 @@ def test_every_preset_parses_and_warm_starts_from_earlier_experiments() -> None:
         for experiment in experiments:
             assert experiment.model.init_from in (None, *names), experiment.name
             data = experiment.data
-            if data.source == "phantoms" and data.test is not None:
-                used = set(data.train.seed_list) | set(data.val.seed_list)
-                assert not used & set(data.test.seed_list), "test seeds must be held out"
+            if data.source == "phantoms" and data.test:
+                used = seeds_of(data.train) | seeds_of(data.val)
+                assert not used & seeds_of(data.test), "test seeds must be held out"
             names.append(experiment.name)
     tasks = {e.task for e in preset_experiments("demo")}
     assert tasks == {
