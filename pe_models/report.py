@@ -40,18 +40,18 @@ pyplot, so no window opens and the process-wide backend is left alone.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pe_models.io.atomic import atomic_target
 
 _SCALARS = (str, int, float, bool, type(None))
 _MAX_TABLE_ROWS = 50
@@ -97,7 +97,13 @@ def write_report(
     images: dict[str, list[tuple[str, str]]] = {name: [] for name in tasks}
 
     def emit(file_name: str, data: bytes) -> None:
-        _atomic_write(out / file_name, data)
+        with (
+            atomic_target(out / file_name, suffix=".tmp") as temporary,
+            open(temporary, "wb") as handle,
+        ):
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         written[file_name] = out / file_name
 
     for name, task in tasks.items():
@@ -146,21 +152,6 @@ def _file_stems(names: Sequence[str]) -> dict[str, str]:
             candidate, k = f"{stem}_{k}", k + 1
         stems[name] = candidate
     return stems
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,17 +14,29 @@ from pathlib import Path
 def atomic_target(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed and ``path`` is left untouched. The file
+    gets the permissions a plain ``open`` would give (mkstemp's are private to the owner).
     """
     target = Path(path)
     handle, temporary = tempfile.mkstemp(suffix=suffix, dir=target.parent, prefix=".tmp-")
     os.close(handle)
     try:
         yield Path(temporary)
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+"""Read once at import: setting the umask to read it is not thread-safe."""
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
