@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pe_models.data.errors import DatasetError
+from pe_models.data.errors import DatasetError, read_json
 from pe_models.data.records import Box, LabelledStudy
 from pe_models.io.atomic import write_text_atomic
 from pe_models.synth.phantom import slice_boxes
@@ -150,13 +150,8 @@ def read_coco_images(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any],
         The file is missing, not JSON, or lacks the COCO keys or fields used here.
     """
     source = Path(path)
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise DatasetError(source, "COCO file not found") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DatasetError(source, f"is not valid JSON ({error})") from error
-    if not isinstance(document, dict) or "images" not in document:
+    document = read_json(source)
+    if "images" not in document:
         raise DatasetError(source, "is not COCO detection JSON: no 'images' list")
     pe_ids = {c.get("id") for c in document.get("categories", []) if c.get("name") == "pe"}
     try:

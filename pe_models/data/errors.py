@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 from pe_models.io.errors import StudyReadError
 
 
@@ -18,3 +22,16 @@ class DatasetError(StudyReadError):
     problem
         What is wrong, in words a reader can act on ("has no column pe_present_on_image").
     """
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a file, or :class:`DatasetError` naming the file."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise DatasetError(path, "not found") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DatasetError(path, f"is not valid JSON ({error})") from error
+    if not isinstance(document, dict):
+        raise DatasetError(path, "must hold a JSON object")
+    return document

@@ -28,7 +28,6 @@ Without labels.json, slice labels come from the mask (``pe`` where it is set, el
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from pe_models.data.coco import boxes_from_mask, read_coco_images
-from pe_models.data.errors import DatasetError
+from pe_models.data.errors import DatasetError, read_json
 from pe_models.data.records import NO_PE, Box, LabelledStudy, StudyRecord
 from pe_models.io import choose_series, load_series, scan
 from pe_models.io.dicom_header import DicomHeader
@@ -131,19 +130,6 @@ def list_studies(root: str | os.PathLike[str]) -> list[StudyFiles]:
                 )
             )
     return studies
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from a file, or :class:`DatasetError` naming the file."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise DatasetError(path, "not found") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DatasetError(path, f"is not valid JSON ({error})") from error
-    if not isinstance(document, dict):
-        raise DatasetError(path, "must hold a JSON object")
-    return document
 
 
 def folder_records(root: str | os.PathLike[str]) -> list[StudyRecord]:

@@ -82,37 +82,21 @@ def _datasets(
 ) -> tuple[Dataset, Dataset, Callable[..., Any] | None]:
     """Training set, validation set and collate function for the task."""
     spec, settings, task = experiment.input, experiment.train, experiment.task
-    length = settings.steps * settings.batch_size
+    sampling = {
+        "length": settings.steps * settings.batch_size,
+        "positive_fraction": settings.positive_fraction,
+        "seed": settings.seed,
+    }
+    train_set: Dataset
+    val_set: Dataset
     if task in ("segmentation", "detection"):
-        train_set: Dataset = Patches(
-            train,
-            spec,
-            task,
-            length=length,
-            patch=settings.patch,
-            positive_fraction=settings.positive_fraction,
-            seed=settings.seed,
-        )
-        val_set: Dataset = LesionList(val, spec, task)
+        train_set = Patches(train, spec, task, patch=settings.patch, **sampling)  # type: ignore[arg-type]
+        val_set = LesionList(val, spec, task)
     elif task == "integrated":
-        train_set = MultiTaskSlices(
-            train,
-            spec,
-            task,
-            length=length,
-            positive_fraction=settings.positive_fraction,
-            seed=settings.seed,
-        )
+        train_set = MultiTaskSlices(train, spec, task, **sampling)  # type: ignore[arg-type]
         val_set = MultiTaskSliceList(val, spec, task)
     else:
-        train_set = BalancedSlices(
-            train,
-            spec,
-            task,
-            length=length,
-            positive_fraction=settings.positive_fraction,
-            seed=settings.seed,
-        )
+        train_set = BalancedSlices(train, spec, task, **sampling)  # type: ignore[arg-type]
         val_set = SliceList(val, spec, task)
     collate = collate_detection if task in ("detection", "integrated") else None
     return train_set, val_set, collate
