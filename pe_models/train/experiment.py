@@ -110,6 +110,9 @@ class TrainSpec:
     positive_fraction
         Share of samples drawn from the positive class (class imbalance: seed 2's slices are
         10:1 normal to PE), or, for patch training, centred on a lesion.
+    matched_fraction
+        Slice tasks: share of negatives taken from the same study next to a positive slice,
+        so that the level of the slice gives nothing away.
     patch
         Segmentation / detection: train on square patches of this size (None: whole input).
     val_every
@@ -129,6 +132,7 @@ class TrainSpec:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     positive_fraction: float = 0.5
+    matched_fraction: float = 0.0
     patch: int | None = None
     val_every: int = 250
     patience: int = 0

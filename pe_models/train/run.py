@@ -82,7 +82,7 @@ def _datasets(
 ) -> tuple[Dataset, Dataset, Callable[..., Any] | None]:
     """Training set, validation set and collate function for the task."""
     spec, settings, task = experiment.input, experiment.train, experiment.task
-    sampling = {
+    sampling: dict[str, Any] = {
         "length": settings.steps * settings.batch_size,
         "positive_fraction": settings.positive_fraction,
         "seed": settings.seed,
@@ -90,13 +90,17 @@ def _datasets(
     train_set: Dataset
     val_set: Dataset
     if task in ("segmentation", "detection"):
-        train_set = Patches(train, spec, task, patch=settings.patch, **sampling)  # type: ignore[arg-type]
+        train_set = Patches(train, spec, task, patch=settings.patch, **sampling)
         val_set = LesionList(val, spec, task)
     elif task == "integrated":
-        train_set = MultiTaskSlices(train, spec, task, **sampling)  # type: ignore[arg-type]
+        train_set = MultiTaskSlices(
+            train, spec, task, matched_fraction=settings.matched_fraction, **sampling
+        )
         val_set = MultiTaskSliceList(val, spec, task)
     else:
-        train_set = BalancedSlices(train, spec, task, **sampling)  # type: ignore[arg-type]
+        train_set = BalancedSlices(
+            train, spec, task, matched_fraction=settings.matched_fraction, **sampling
+        )
         val_set = SliceList(val, spec, task)
     collate = collate_detection if task in ("detection", "integrated") else None
     return train_set, val_set, collate

@@ -66,11 +66,39 @@ class _Sampled(Dataset):
         return self.spec.normalise(torch.from_numpy(self.studies[study].images[k]))
 
 
+MATCHED_NEIGHBOURS = 4
+"""A matched negative is one of the this many negatives nearest in z to a positive slice."""
+
+
+def matched_negatives(
+    studies: Sequence[PreparedStudy], positives: Sequence[SliceRef], negatives: Sequence[SliceRef]
+) -> list[list[SliceRef]]:
+    """Per positive slice, the negatives of the same study nearest to it in z.
+
+    Such a negative shows the same anatomy without the finding, so a model cannot tell them
+    apart by the level of the slice (the shortcut a slice classifier takes first: PE slices
+    cluster at the hilum).
+    """
+    by_study: dict[int, list[SliceRef]] = {}
+    for ref in negatives:
+        by_study.setdefault(ref[0], []).append(ref)
+    matched = []
+    for s, k in positives:
+        pool = by_study.get(s, [])
+        z = studies[s].z[k]
+        matched.append(
+            sorted(pool, key=lambda ref: abs(studies[s].z[ref[1]] - z))[:MATCHED_NEIGHBOURS]
+        )
+    return matched
+
+
 class BalancedSlices(_Sampled):
     """Whole slices with a binary target, positives drawn with ``positive_fraction``.
 
-    Items: (image float32 (C, S, S), target float32 scalar). Horizontal flips (p = 0.5)
-    augment the images.
+    Of the negatives, ``matched_fraction`` are matched ones (:func:`matched_negatives`: the
+    same study, next to a positive slice), the rest are drawn from all negatives. Items:
+    (image float32 (C, S, S), target float32 scalar). Horizontal flips (p = 0.5) augment the
+    images.
     """
 
     def __init__(
@@ -81,6 +109,7 @@ class BalancedSlices(_Sampled):
         *,
         length: int,
         positive_fraction: float = 0.5,
+        matched_fraction: float = 0.0,
         seed: int = 0,
     ) -> None:
         super().__init__(studies, spec, length, seed)
@@ -91,12 +120,22 @@ class BalancedSlices(_Sampled):
                 f"positive and {len(self.negatives)} negative"
             )
         self.positive_fraction = positive_fraction
+        self.matched_fraction = matched_fraction
+        self.matched = matched_negatives(self.studies, self.positives, self.negatives)
+
+    def _draw(self, rng: np.random.Generator) -> tuple[SliceRef, bool]:
+        if rng.random() < self.positive_fraction:
+            return self.positives[int(rng.integers(len(self.positives)))], True
+        if rng.random() < self.matched_fraction:
+            near = self.matched[int(rng.integers(len(self.matched)))]
+            if near:
+                return near[int(rng.integers(len(near)))], False
+        return self.negatives[int(rng.integers(len(self.negatives)))], False
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = self._rng(index)
-        positive = rng.random() < self.positive_fraction
-        pool = self.positives if positive else self.negatives
-        image = self._image(pool[int(rng.integers(len(pool)))])
+        ref, positive = self._draw(rng)
+        image = self._image(ref)
         if rng.random() < 0.5:
             image = image.flip(-1)
         return image, torch.tensor(float(positive))
@@ -135,10 +174,7 @@ class MultiTaskSlices(BalancedSlices):
     """Balanced whole slices with the integrated model's target (no flips: boxes stay put)."""
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # type: ignore[override]
-        rng = self._rng(index)
-        positive = rng.random() < self.positive_fraction
-        pool = self.positives if positive else self.negatives
-        study, k = pool[int(rng.integers(len(pool)))]
+        (study, k), positive = self._draw(self._rng(index))
         target = multitask_target(self.studies[study], k, float(positive))
         return self._image((study, k)), target
 
