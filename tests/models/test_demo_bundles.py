@@ -1,4 +1,4 @@
-"""The demo bundles shipped in resources/bundles: complete, small, honest cards, and sane outputs."""
+"""The demo bundles in resources/bundles: complete, small, honest cards, sane outputs."""
 
 from __future__ import annotations
 

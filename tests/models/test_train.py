@@ -163,6 +163,23 @@ def test_balanced_slices_draw_the_requested_share_and_exclude_normal_in_stage2(
     assert float(image.max()) <= 1.0
 
 
+def test_matched_negatives_sit_next_to_positives_of_the_same_study(prepared: list) -> None:
+    spec = InputSpec(tuple(RGB), size=64)
+    data = BalancedSlices(
+        prepared, spec, "classification", length=200, positive_fraction=0.0, matched_fraction=1.0
+    )
+    for (s, k), near in zip(data.positives, data.matched, strict=True):
+        assert near, "every PE study here has slices without PE"
+        assert all(study == s for study, _ in near)
+        z = prepared[s].z[k]
+        nearest = min(abs(prepared[s].z[kn] - z) for ss, kn in data.negatives if ss == s)
+        assert min(abs(prepared[s].z[kn] - z) for _, kn in near) == nearest
+    matched = {ref for near in data.matched for ref in near}
+    drawn = {data._draw(data._rng(i))[0] for i in range(len(data))}
+    assert drawn <= matched
+    assert all(float(data[i][1]) == 0.0 for i in range(20))
+
+
 def test_lesion_patches_hold_the_lesion(prepared: list) -> None:
     spec = InputSpec(tuple(RGB), size=64)
     masks = Patches(prepared, spec, "segmentation", length=20, patch=32, positive_fraction=1.0)
