@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 class Collected:
     """Per-slice outputs and truths gathered over studies, in study then z order."""
 
-    patients: list[str] = field(default_factory=list)
     patient_pe: dict[str, int] = field(default_factory=dict)
     patient_decision: dict[str, float] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
@@ -103,7 +102,6 @@ def collect(
         result = pipeline.run(volume, tasks=slice_tasks) if slice_tasks else None
         if result is not None:
             out.studies.append(study_summary(record.study_id, volume, result))
-            out.patients.append(record.patient_id)
             out.patient_pe[record.patient_id] = int("pe" in labels)
             out.patient_decision[record.patient_id] = float(result.triage == "pe")
             for r in result.slices:

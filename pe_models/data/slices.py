@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the universal spelling
 
 from pe_models.data.records import NO_PE, LabelledStudy, StudyRecord
+from pe_models.demo import cache_dir
 from pe_models.io.atomic import atomic_target
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.preprocess.model_input import crop_box, model_input
@@ -173,8 +174,6 @@ def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
 
 def prepared_cache_dir() -> Path:
     """Where prepared studies are cached (under the pe-viewer cache folder)."""
-    from pe_models.demo import cache_dir
-
     return cache_dir() / f"prepared-v{PREPARED_VERSION}"
 
 
@@ -233,6 +232,36 @@ def _ensure_cached(record: StudyRecord, specs: Sequence[InputSpec], normal_strid
         save_prepared(prepared, _cache_path(record, spec, normal_stride))
 
 
+def cache_studies(
+    records: Sequence[StudyRecord],
+    specs: Sequence[InputSpec],
+    *,
+    normal_stride: int = 1,
+    workers: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> None:
+    """Prepare every study not yet cached for every spec, in parallel processes.
+
+    Each study is loaded (for phantoms: generated) once for all ``specs``; arguments as for
+    :func:`prepare_studies`.
+    """
+    workers = min(8, os.cpu_count() or 1) if workers is None else workers
+    if workers == 0:
+        for i, record in enumerate(records):
+            _ensure_cached(record, specs, normal_stride)
+            if progress:
+                progress(i + 1, len(records), record.study_id)
+    else:
+        # spawn, not fork: a forked child inherits the parent's OpenMP state and can hang.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [pool.submit(_ensure_cached, r, specs, normal_stride) for r in records]
+            for i, (record, future) in enumerate(zip(records, futures, strict=True)):
+                future.result()
+                if progress:
+                    progress(i + 1, len(records), record.study_id)
+
+
 def prepare_studies(
     records: Sequence[StudyRecord],
     specs: Sequence[InputSpec],
@@ -259,21 +288,7 @@ def prepare_studies(
     list
         Per spec, the prepared studies in record order.
     """
-    workers = min(8, os.cpu_count() or 1) if workers is None else workers
-    if workers == 0:
-        for i, record in enumerate(records):
-            _ensure_cached(record, specs, normal_stride)
-            if progress:
-                progress(i + 1, len(records), record.study_id)
-    else:
-        # spawn, not fork: a forked child inherits the parent's OpenMP state and can hang.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(_ensure_cached, r, specs, normal_stride) for r in records]
-            for i, (record, future) in enumerate(zip(records, futures, strict=True)):
-                future.result()
-                if progress:
-                    progress(i + 1, len(records), record.study_id)
+    cache_studies(records, specs, normal_stride=normal_stride, workers=workers, progress=progress)
     return [
         [load_prepared(_cache_path(record, spec, normal_stride)) for record in records]
         for spec in specs

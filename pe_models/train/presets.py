@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pe_models.data.slices import InputSpec, prepare_studies
+from pe_models.data.slices import InputSpec, cache_studies
 from pe_models.resources import resources_dir
 from pe_models.train.experiment import Experiment, load_experiment
 from pe_models.train.run import dataset_records, train_experiment
@@ -61,7 +61,7 @@ def prepare_shared(experiments: Sequence[Experiment], workers: int | None) -> No
             log.info(
                 "preparing %d %s studies for %d input recipes", len(records[part]), part, len(specs)
             )
-            prepare_studies(
+            cache_studies(
                 records[part],
                 specs,
                 normal_stride=experiment.data.normal_stride,
