@@ -9,7 +9,7 @@ import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F  # noqa: N812 - the universal spelling
 from torch import nn
-from torchmetrics.classification import BinaryAUROC
+from torchmetrics.classification import BinaryAUROC, BinaryJaccardIndex
 from torchmetrics.detection import MeanAveragePrecision
 
 VALIDATION_SCORE = {
@@ -74,8 +74,7 @@ class TaskModule(L.LightningModule):
         self.dice = smp.losses.DiceLoss("binary", from_logits=True)
         self.auroc = BinaryAUROC()
         self.ap = MeanAveragePrecision(iou_thresholds=[0.5], box_format="xyxy")
-        self._intersection = torch.zeros(())
-        self._union = torch.zeros(())
+        self.iou = BinaryJaccardIndex()
 
     def training_step(self, batch: Any, batch_index: int) -> torch.Tensor:
         """Loss of one batch."""
@@ -120,8 +119,7 @@ class TaskModule(L.LightningModule):
         """Reset the accumulators of the validation score."""
         self.auroc.reset()
         self.ap.reset()
-        self._intersection = torch.zeros((), device=self.device)
-        self._union = torch.zeros((), device=self.device)
+        self.iou.reset()
         if self.task == "detection" and self.val_size:
             set_detector_size(self.model, self.val_size)
 
@@ -141,9 +139,7 @@ class TaskModule(L.LightningModule):
             output = self.model(images)
             output = output[0] if isinstance(output, tuple) else output
             predicted = output[:, 0] >= 0
-            truth = targets.bool()
-            self._intersection += (predicted & truth).sum()
-            self._union += (predicted | truth).sum()
+            self.iou.update(predicted.int(), targets.int())
         else:
             self.auroc.update(torch.sigmoid(self.model(images)[:, 0]), targets.int())
 
@@ -152,7 +148,7 @@ class TaskModule(L.LightningModule):
         if self.task == "detection":
             score = self.ap.compute()["map_50"]
         elif self.task == "segmentation":
-            score = self._intersection / self._union.clamp(min=1)
+            score = self.iou.compute()
         else:
             score = self.auroc.compute()
         self.log(VALIDATION_SCORE[self.task], score.float(), prog_bar=True, sync_dist=True)
