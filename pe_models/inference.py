@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pe_models.bundle import ModelBundle, load_bundle
+from pe_models.bundle import BundleConfig, ModelBundle, load_bundle
 from pe_models.explain import cam_heatmap
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.preprocess.model_input import crop_box, model_input
@@ -39,7 +39,7 @@ class SliceResult:
     index
         z index in the volume.
     pe_probability
-        Slice PE probability (classifier, else triage), or None without either model.
+        Slice PE probability (see :meth:`Pipeline.slice_score_source`), or None.
     triage
         Probabilities of ``normal``, ``other_disease`` and ``pe``, or None without triage.
     boxes
@@ -77,6 +77,34 @@ class StudyResult:
     contrast: ContrastCheck
     slices: tuple[SliceResult, ...]
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """What a model is fed for one slice: its crop and its windowed input.
+
+    Attributes
+    ----------
+    crop
+        The crop in original pixels.
+    channels
+        float32 (C, S, S) in [0, 1], one channel per input window (before normalisation).
+    windows
+        The window preset of each channel.
+    """
+
+    crop: CropBox
+    channels: np.ndarray
+    windows: tuple[str, ...]
+
+
+def model_view(volume: Volume, z: int, config: BundleConfig) -> ModelView:
+    """The crop and windowed input a bundle with ``config`` sees on slice ``z``."""
+    crop = crop_box(volume.hu[z], volume.spacing[1:], config.crop)
+    windows = WindowStack(config.input_windows, normalisation="unit")
+    images = model_input([volume.hu[z]], [crop], windows, config.input_size)
+    channels = images[0].clamp(0, 1).numpy()
+    return ModelView(crop, channels, windows.channel_windows)
 
 
 def select_device(preferred: str | None = None) -> torch.device:
@@ -179,7 +207,7 @@ class Pipeline:
         should_cancel: Callable[[], bool] | None = None,
         tasks: Iterable[str] | None = None,
     ) -> StudyResult:
-        """Run the models on the chosen slices, nearest to ``priority`` first.
+        """Run the models on the chosen slices, nearest to ``priority`` first, and summarise.
 
         Parameters
         ----------
@@ -194,6 +222,27 @@ class Pipeline:
         tasks
             Run only these tasks (default: every model of the pipeline).
         """
+        results = self.run_slices(
+            volume,
+            slices=slices,
+            priority=priority,
+            progress=progress,
+            should_cancel=should_cancel,
+            tasks=tasks,
+        )
+        return self.summarise(volume, results)
+
+    def run_slices(
+        self,
+        volume: Volume,
+        *,
+        slices: Sequence[int] | None = None,
+        priority: int | None = None,
+        progress: Callable[[int, int, SliceResult], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        tasks: Iterable[str] | None = None,
+    ) -> list[SliceResult]:
+        """Like :meth:`run` without the study summary; the results come back in z order."""
         active = set(self.models) if tasks is None else set(tasks)
         if unknown := active - set(self.models):
             raise KeyError(
@@ -212,7 +261,7 @@ class Pipeline:
                     results[result.index] = result
                     if progress is not None:
                         progress(len(results), len(indices), result)
-        return self._study(volume, [results[z] for z in sorted(results)])
+        return [results[z] for z in sorted(results)]
 
     def explain(
         self, volume: Volume, z: int, target: str = "classification", method: str = "gradcam"
@@ -293,6 +342,8 @@ class Pipeline:
         if "segmentation" in active:
             logits, seg_crops = self._forward("segmentation", volume, batch, crops_by_mode)
             masks = _masks_to_original(logits, seg_crops, (height, width))
+            if self.slice_score_source(active) == "segmentation":
+                pe = torch.sigmoid(logits[:, 0].float()).amax(dim=(1, 2)).cpu().tolist()
         if "detection" in active:
             found, det_crops = self._forward("detection", volume, batch, crops_by_mode)
             boxes = _boxes_to_original(found, det_crops, self._input_size("detection"))
@@ -312,6 +363,22 @@ class Pipeline:
             for i, z in enumerate(batch)
         ]
 
+    def slice_score_source(self, tasks: Iterable[str] | None = None) -> str | None:
+        """Which model gives the slice PE probability when ``tasks`` (default: all) run.
+
+        The classifier, else the triage stages, else the integrated model; with none of them,
+        the segmenter's highest pixel probability on the slice; None without any of these.
+        """
+        active = set(self.models) if tasks is None else set(tasks)
+        if "classification" in active:
+            return "classification"
+        if {"triage_stage1", "triage_stage2"} <= active:
+            return "triage"
+        for task in ("integrated", "segmentation"):
+            if task in active:
+                return task
+        return None
+
     def _input_size(self, task: str) -> int:
         return self.models[task].bundle.config.input_size
 
@@ -322,7 +389,8 @@ class Pipeline:
                 return float(self.models[task].bundle.config.threshold)  # type: ignore[arg-type]
         return 0.5
 
-    def _study(self, volume: Volume, results: list[SliceResult]) -> StudyResult:
+    def summarise(self, volume: Volume, results: Sequence[SliceResult]) -> StudyResult:
+        """The study-level answer from slice results (those of :meth:`run_slices`, z order)."""
         threshold = self.threshold()
         probabilities = np.array(
             [r.pe_probability for r in results if r.pe_probability is not None]

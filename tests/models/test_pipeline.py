@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pe_models.bundle import BundleConfig, load_bundle, save_bundle
-from pe_models.inference import InferenceCancelled, Pipeline, contrast_check
+from pe_models.inference import InferenceCancelled, Pipeline, contrast_check, model_view
 from pe_models.nets import build
 from pe_models.synth.phantom import Phantom, generate_phantom
 from pe_models.volume import Volume
@@ -54,9 +54,16 @@ def test_selected_tasks_only(pipeline: Pipeline, phantom: Phantom) -> None:
     study = pipeline.run(phantom.volume, slices=[24], tasks=["segmentation"])
     result = study.slices[0]
     assert result.mask is not None
-    assert result.pe_probability is None
+    assert pipeline.slice_score_source(["segmentation"]) == "segmentation"
+    assert 0.0 <= result.pe_probability <= 1.0  # the segmenter's highest pixel probability
     assert result.triage is None
     assert result.boxes.shape == (0, 5)
+    assert pipeline.slice_score_source(["detection"]) is None
+    assert (
+        pipeline.run(phantom.volume, slices=[24], tasks=["detection"]).slices[0].pe_probability
+        is None
+    )
+    assert pipeline.slice_score_source() == "classification"
     with pytest.raises(KeyError, match="no model for"):
         pipeline.run(phantom.volume, slices=[24], tasks=["lungmask"])
 
@@ -130,6 +137,18 @@ def test_masks_and_boxes_map_back_through_crop_and_resize(tmp_path: Path) -> Non
         (columns.min(), rows.min(), columns.max() + 1, rows.max() + 1), abs=1.5
     )
     assert score == pytest.approx(0.9)
+    assert result.pe_probability == pytest.approx(1.0)  # a segmenter alone scores slices
+
+
+def test_segmenter_slice_score_is_low_without_anything_to_segment(tmp_path: Path) -> None:
+    config = BundleConfig("test_bright_segmenter", {}, "segmentation", ("vascular",), input_size=96)
+    bundle = save_bundle(build("test_bright_segmenter"), config, "oracle", tmp_path / "seg")
+    volume = _bright_square_volume()
+    hu = volume.hu.copy()
+    hu[:, 50:62, 30:44] = 40
+    plain = Volume(hu, volume.spacing, volume.origin, volume.direction)
+    result = Pipeline.from_bundles([bundle]).run(plain, slices=[24]).slices[0]
+    assert result.pe_probability < 0.5  # the brightest pixel sits below the oracle's 0.5 cut
 
 
 def test_non_contrast_study_is_flagged_and_not_called_pe(pipeline: Pipeline) -> None:
@@ -163,3 +182,17 @@ def test_load_default_without_bundles_says_how_to_make_them(
         "triage_stage1",
         "triage_stage2",
     }
+
+
+def test_model_view_is_the_windowed_crop_the_model_sees(
+    pipeline: Pipeline, phantom: Phantom
+) -> None:
+    config = pipeline.models["triage_stage1"].bundle.config
+    view = model_view(phantom.volume, 24, config)
+    assert view.windows == ("vascular", "lung")
+    assert view.channels.shape == (2, config.input_size, config.input_size)
+    assert view.channels.min() >= 0.0
+    assert view.channels.max() <= 1.0
+    assert view.crop == pipeline.run(phantom.volume, slices=[24]).slices[0].crop
+    lung = view.channels[1]
+    assert lung.std() > 0.1  # air, soft tissue and vessels: not a flat image
