@@ -10,9 +10,11 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from pe_models.demo import demo_study_path
+from pe_models.inference import StudyResult
 from pe_viewer.main_window import MainWindow
+from pe_viewer.state import LAYERS
 
-SCREENSHOT_TIMEOUT_MS = 120_000
+SCREENSHOT_TIMEOUT_MS = 300_000  # loading plus the models on every slice, on CPU
 
 
 def dark_palette() -> QtGui.QPalette:
@@ -43,7 +45,16 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("path", nargs="?", help="DICOM folder, DICOMDIR, DICOM file or NIfTI")
     parser.add_argument("--demo", action="store_true", help="open the built-in demo study")
     parser.add_argument(
-        "--screenshot", metavar="FILE", help="render headless once loaded, save a PNG and exit"
+        "--screenshot",
+        metavar="FILE",
+        help="render headless once the models are done, save a PNG and exit",
+    )
+    parser.add_argument(
+        "--show",
+        action="append",
+        default=[],
+        choices=list(LAYERS),
+        help="turn an overlay layer on for this run (repeatable), e.g. --show heatmap",
     )
     return parser.parse_args(argv)
 
@@ -51,18 +62,36 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 def _save_screenshot_when_done(
     window: MainWindow, target: Path, app: QtWidgets.QApplication
 ) -> None:
+    """Save the window once the models are done (on the best slice) or cannot run."""
+
     def save(ok: bool) -> None:
         app.processEvents()
         saved = window.grab().save(str(target))
         print(f"screenshot {'saved to' if saved else 'could not be written to'} {target}")
         app.exit(0 if ok and saved else 1)
 
-    window.volume_loaded.connect(lambda _volume: save(True))
+    def on_study(study: StudyResult) -> None:
+        scores = {r.index: r.pe_probability or 0.0 for r in study.slices}
+        if study.positive_slices:
+            window.state.set_slice(max(study.positive_slices, key=scores.__getitem__))
+        key = window.state.heatmap_key()
+        if window.state.styles["heatmap"].visible and key is not None:
+            window.state.heatmap_added.connect(lambda added: save(True) if added == key else None)
+            window.request_heatmap()
+        else:
+            save(True)
 
     def report_failure(message: str) -> None:
         print(message, file=sys.stderr)
         save(False)
 
+    window.study_ready.connect(on_study)
+
+    def without_models(message: str) -> None:
+        print(message, file=sys.stderr)
+        save(True)  # the image is still worth saving; the message says why it has no overlays
+
+    window.inference_failed.connect(without_models)
     window.load_failed.connect(report_failure)
     QtCore.QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: save(False))
 
@@ -77,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
     window = MainWindow(interactive=not args.screenshot)
+    for layer in args.show:
+        window.state.set_style(layer, visible=True)
     window.show()
     path = demo_study_path() if args.demo else args.path
     if args.screenshot:
@@ -86,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _save_screenshot_when_done(window, Path(args.screenshot), app)
     if path is not None:
         window.open_path(path)
-    return app.exec()
+    code = app.exec()
+    window.close()  # stops the background work before Python tears the objects down
+    return code
 
 
 if __name__ == "__main__":

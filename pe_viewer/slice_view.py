@@ -1,4 +1,4 @@
-"""The axial slice view: one CT slice with explicit window levels, scrolling and a HU readout."""
+"""The axial slice view: one CT slice with explicit window levels, overlays and a HU readout."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from pe_models.preprocess.windows import WindowPreset
 from pe_models.volume import Volume
+from pe_viewer.overlays import SliceOverlays, triage_text
+from pe_viewer.state import HeatmapKey, ViewerState
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -40,34 +42,32 @@ def edge_letters(direction: np.ndarray) -> dict[str, str]:
 
 
 class SliceViewWidget(QtWidgets.QWidget):
-    """Shows one slice of a :class:`Volume`; owns the slice index and the window levels.
+    """Shows the slice of the :class:`ViewerState` with its model overlays.
 
     Mouse wheel, arrow keys, PageUp/PageDown and Home/End move through slices; right-drag
     changes window (horizontal) and level (vertical); left-drag pans and Ctrl+wheel zooms.
 
+    Parameters
+    ----------
+    state
+        The viewer state this widget shows and changes.
+
     Signals
     -------
-    slice_changed(int)
-        The z index shown.
-    levels_changed(float, float)
-        The window as (low, high) HU.
     cursor_readout(str)
         "x, y, z (mm) HU" under the mouse, or "" outside the image.
     """
 
-    slice_changed = QtCore.Signal(int)
-    levels_changed = QtCore.Signal(float, float)
     cursor_readout = QtCore.Signal(str)
 
     PAGE_STEP = 10
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self._volume: Volume | None = None
-        self._z = 0
-        self._levels = (-250.0, 450.0)
+        self.state = state
+        self.score_source: str | None = None  # which model scores slices (badge text)
         self._drag_origin: QtCore.QPointF | None = None
-        self._drag_levels = self._levels
+        self._drag_levels = state.levels
 
         self._graphics = pg.GraphicsLayoutWidget()
         self._graphics.setBackground("k")
@@ -76,6 +76,7 @@ class SliceViewWidget(QtWidgets.QWidget):
         self._image = pg.ImageItem(axisOrder="row-major")
         self._image.setZValue(0)
         self._view.addItem(self._image)
+        self.overlays = SliceOverlays(self._image, self._view)
         self._letters = {
             edge: pg.TextItem(color="#e0c060") for edge in ("left", "right", "top", "bottom")
         }
@@ -85,7 +86,8 @@ class SliceViewWidget(QtWidgets.QWidget):
 
         self._slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Vertical)
         self._slider.setInvertedAppearance(True)  # superior at the top
-        self._slider.valueChanged.connect(self.set_slice)
+        self._slider.setToolTip("Slice (wheel, arrows, PageUp/PageDown, Home/End)")
+        self._slider.valueChanged.connect(state.set_slice)
 
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -95,25 +97,50 @@ class SliceViewWidget(QtWidgets.QWidget):
         self._graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._graphics.viewport().installEventFilter(self)
 
+        state.volume_changed.connect(self._on_volume_changed)
+        state.slice_changed.connect(self._on_slice_changed)
+        state.levels_changed.connect(self._on_levels_changed)
+        state.results_added.connect(self._on_results_added)
+        state.heatmap_added.connect(self._on_heatmap_added)
+        state.layer_changed.connect(lambda _layer: self.draw_overlays())
+
     # -- state ---------------------------------------------------------------------------
     @property
     def volume(self) -> Volume | None:
         """The volume shown, or None."""
-        return self._volume
+        return self.state.volume
 
     @property
     def slice_index(self) -> int:
         """The z index shown."""
-        return self._z
+        return self.state.z
 
     @property
     def levels(self) -> tuple[float, float]:
         """The display window (low, high) in HU."""
-        return self._levels
+        return self.state.levels
 
-    def set_volume(self, volume: Volume, *, z: int | None = None) -> None:
-        """Show ``volume``, at slice ``z`` (default: the middle one)."""
-        self._volume = volume
+    def set_slice(self, z: int) -> None:
+        """Show slice ``z`` (clamped to the volume)."""
+        self.state.set_slice(z)
+
+    def set_window(self, window: WindowPreset | tuple[float, float]) -> None:
+        """Set the display window from a preset or explicit (low, high) HU."""
+        low, high = (window.low, window.high) if isinstance(window, WindowPreset) else window
+        self.state.set_levels(low, high)
+
+    def show_preview(self, hu_slice: np.ndarray) -> None:
+        """Show a single decoded slice while the rest of the series is still loading."""
+        self.overlays.clear()
+        self._image.resetTransform()
+        self._image.setImage(hu_slice, levels=self.state.levels, autoLevels=False)
+        self._view.autoRange(padding=0)
+
+    def _on_volume_changed(self, volume: Volume | None) -> None:
+        self.overlays.clear()
+        if volume is None:
+            self._image.clear()
+            return
         with QtCore.QSignalBlocker(self._slider):
             self._slider.setRange(0, volume.shape[0] - 1)
         # Non-square pixels: stretch rows so the image shows true proportions.
@@ -123,47 +150,63 @@ class SliceViewWidget(QtWidgets.QWidget):
         letters = edge_letters(volume.direction)
         for edge, item in self._letters.items():
             item.setText(letters[edge])
-        self._z = -1
-        self.set_slice(volume.shape[0] // 2 if z is None else z)
+        self._draw_slice()
         self._view.autoRange(padding=0)
         self._place_letters()
 
-    def show_preview(self, hu_slice: np.ndarray) -> None:
-        """Show a single decoded slice while the rest of the series is still loading."""
-        self._image.setImage(hu_slice, levels=self._levels, autoLevels=False)
-        self._view.autoRange(padding=0)
+    def _on_slice_changed(self, _z: int) -> None:
+        self._draw_slice()
 
-    def set_slice(self, z: int) -> None:
-        """Show slice ``z`` (clamped to the volume)."""
-        if self._volume is None:
+    def _draw_slice(self) -> None:
+        volume = self.state.volume
+        if volume is None:
             return
-        z = int(np.clip(z, 0, self._volume.shape[0] - 1))
-        if z == self._z:
-            return
-        self._z = z
-        self._image.setImage(self._volume.hu[z], levels=self._levels, autoLevels=False)
+        z = self.state.z
+        self._image.setImage(volume.hu[z], levels=self.state.levels, autoLevels=False)
         with QtCore.QSignalBlocker(self._slider):
             self._slider.setValue(z)
         self._update_info()
-        self.slice_changed.emit(z)
+        self.draw_overlays()
 
-    def set_window(self, window: WindowPreset | tuple[float, float]) -> None:
-        """Set the display window from a preset or explicit (low, high) HU."""
-        low, high = (window.low, window.high) if isinstance(window, WindowPreset) else window
-        self._levels = (float(low), float(max(high, low + 1)))
-        self._image.setLevels(self._levels)
+    def _on_levels_changed(self, low: float, high: float) -> None:
+        self._image.setLevels((low, high))
         self._update_info()
-        self.levels_changed.emit(*self._levels)
+
+    def _on_results_added(self, indices: tuple[int, ...]) -> None:
+        if self.state.z in indices:
+            self.draw_overlays()
+
+    def _on_heatmap_added(self, key: HeatmapKey) -> None:
+        if key == self.state.heatmap_key():
+            self.draw_overlays()
+
+    def draw_overlays(self) -> None:
+        """Draw the current slice's model results as the layer styles say."""
+        state = self.state
+        result = state.results.get(state.z)
+        styles = state.styles
+        key = state.heatmap_key()
+        self.overlays.show_mask(None if result is None else result.mask, styles["mask"])
+        self.overlays.show_boxes(None if result is None else result.boxes, styles["boxes"])
+        self.overlays.show_heatmap(
+            None if key is None else state.heatmaps.get(key), styles["heatmap"]
+        )
+        self.overlays.show_crop(
+            None if result is None else result.crop, styles["model_view"].visible
+        )
+        self.overlays.show_badge(triage_text(result, self.score_source), styles["triage"])
 
     # -- drawing -------------------------------------------------------------------------
     def _update_info(self) -> None:
-        if self._volume is None:
+        volume = self.state.volume
+        if volume is None:
             return
-        low, high = self._levels
-        z_mm = self._volume.slice_positions_mm()[self._z]
+        low, high = self.state.levels
+        z = self.state.z
+        z_mm = volume.slice_positions_mm()[z]
         self._info.setText(
-            f"{self._volume.meta.description}\n"
-            f"slice {self._z + 1}/{self._volume.shape[0]}  z {z_mm:.2f} mm\n"
+            f"{volume.meta.description}\n"
+            f"slice {z + 1}/{volume.shape[0]}  z {z_mm:.2f} mm\n"
             f"W {high - low:.0f}  L {(high + low) / 2:.0f}"
         )
 
@@ -175,14 +218,16 @@ class SliceViewWidget(QtWidgets.QWidget):
         self._letters["bottom"].setPos(rect.width() / 2, rect.height() - 24)
 
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt override
-        """Keep the orientation letters at the edges."""
+        """Keep the orientation letters and the badge at the edges."""
         super().resizeEvent(event)
         self._place_letters()
+        self.draw_overlays()
 
     # -- input ---------------------------------------------------------------------------
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 - Qt override
         """Arrow keys, PageUp/PageDown and Home/End move through slices."""
-        if self._volume is None:
+        volume = self.state.volume
+        if volume is None:
             super().keyPressEvent(event)
             return
         key = QtCore.Qt.Key
@@ -196,28 +241,28 @@ class SliceViewWidget(QtWidgets.QWidget):
         }
         pressed = key(event.key())
         if pressed in steps:
-            self.set_slice(self._z + steps[pressed])
+            self.set_slice(self.state.z + steps[pressed])
         elif pressed == key.Key_Home:
             self.set_slice(0)
         elif pressed == key.Key_End:
-            self.set_slice(self._volume.shape[0] - 1)
+            self.set_slice(volume.shape[0] - 1)
         else:
             super().keyPressEvent(event)
 
     def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802
         """Wheel scrolls slices (Ctrl+wheel zooms); right-drag sets window and level."""
-        if self._volume is None:
+        if self.state.volume is None:
             return super().eventFilter(watched, event)
         control = QtCore.Qt.KeyboardModifier.ControlModifier
         right = QtCore.Qt.MouseButton.RightButton
         if isinstance(event, QtGui.QWheelEvent) and not event.modifiers() & control:
-            self.set_slice(self._z + (1 if event.angleDelta().y() > 0 else -1))
+            self.set_slice(self.state.z + (1 if event.angleDelta().y() > 0 else -1))
             return True
         if isinstance(event, QtGui.QMouseEvent):
             kind = event.type()
             if kind == QtCore.QEvent.Type.MouseButtonPress and event.button() == right:
                 self._drag_origin = event.position()
-                self._drag_levels = self._levels
+                self._drag_levels = self.state.levels
                 return True
             if kind == QtCore.QEvent.Type.MouseMove and self._drag_origin is not None:
                 delta = event.position() - self._drag_origin
@@ -232,16 +277,18 @@ class SliceViewWidget(QtWidgets.QWidget):
         return super().eventFilter(watched, event)
 
     def _on_mouse_moved(self, scene_position: QtCore.QPointF) -> None:
-        if self._volume is None:
+        volume = self.state.volume
+        if volume is None:
             return
         point = self._image.mapFromScene(scene_position)
         x, y = int(np.floor(point.x())), int(np.floor(point.y()))
-        _, rows, columns = self._volume.shape
+        _, rows, columns = volume.shape
         if not (0 <= x < columns and 0 <= y < rows):
             self.cursor_readout.emit("")
             return
-        lps = self._volume.index_to_lps(self._z, y, x)
-        hu = int(self._volume.hu[self._z, y, x])
+        z = self.state.z
+        lps = volume.index_to_lps(z, y, x)
+        hu = int(volume.hu[z, y, x])
         self.cursor_readout.emit(
             f"x {x} y {y}  ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm  {hu} HU"
         )

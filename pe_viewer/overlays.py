@@ -1,0 +1,174 @@
+"""Overlay items drawn over the CT slice: PE mask, boxes, Grad-CAM, the model's crop, a badge.
+
+Items that live in image pixels are children of the slice's ``ImageItem`` and so share its
+transform (non-square pixels, pan, zoom). Mask and heatmap are cut to their bounding box before
+they are handed to pyqtgraph: a clot covers a few hundred pixels of 262 144, and the cost of an
+overlay is the cost of the pixels it converts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from pe_models.inference import SliceResult
+from pe_models.preprocess.lung_crop import CropBox
+from pe_viewer.state import LayerStyle
+
+MASK_LUT = np.array([[0, 0, 0, 0], [255, 48, 48, 255]], dtype=np.uint8)
+BOX_COLOR = "#ffd23f"
+CROP_COLOR = "#3fc1ff"
+TRIAGE_COLORS = {"normal": "#3c9a5f", "other_disease": "#c98a1b", "pe": "#c0392b"}
+TRIAGE_NAMES = {"normal": "Normal", "other_disease": "Other disease", "pe": "PE"}
+
+
+def heatmap_lut(name: str = "inferno") -> np.ndarray:
+    """(256, 4) uint8 colour map whose alpha rises with the value (weak evidence fades out)."""
+    lut = pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=True)
+    lut[:, 3] = np.clip(np.linspace(0, 2, 256), 0, 1) * 255
+    return lut
+
+
+def bounding_patch(image: np.ndarray) -> tuple[int, int, np.ndarray] | None:
+    """The smallest patch holding every non-zero pixel of a (y, x) image.
+
+    Returns
+    -------
+    tuple or None
+        (y0, x0, patch), or None when the image is all zero.
+    """
+    rows = np.flatnonzero(image.any(axis=1))
+    if rows.size == 0:
+        return None
+    columns = np.flatnonzero(image.any(axis=0))
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    return int(y0), int(x0), image[y0:y1, x0:x1]
+
+
+def triage_text(result: SliceResult | None, score_source: str | None) -> tuple[str, str] | None:
+    """Badge text and colour for a slice: the triage class, else the slice PE probability."""
+    if result is None:
+        return None
+    if result.triage is not None:
+        label, probability = max(result.triage.items(), key=lambda item: item[1])
+        return f"{TRIAGE_NAMES[label]} {probability:.0%}", TRIAGE_COLORS[label]
+    if result.pe_probability is not None:
+        source = f" ({score_source})" if score_source else ""
+        return f"PE {result.pe_probability:.0%}{source}", TRIAGE_COLORS["pe"]
+    return None
+
+
+class SliceOverlays:
+    """The overlay items of one slice view.
+
+    Parameters
+    ----------
+    image
+        The CT slice's item; pixel-space overlays become its children.
+    view
+        The view box; the badge stays in its corner.
+    """
+
+    def __init__(self, image: pg.ImageItem, view: pg.ViewBox) -> None:
+        self.heatmap = pg.ImageItem(axisOrder="row-major")
+        self.heatmap.setLookupTable(heatmap_lut())
+        self.mask = pg.ImageItem(axisOrder="row-major")
+        self.mask.setLookupTable(MASK_LUT)
+        for z, item in enumerate((self.heatmap, self.mask), start=1):
+            item.setParentItem(image)
+            item.setZValue(z)
+        box_pen = QtGui.QPen(QtGui.QColor(BOX_COLOR), 2)
+        box_pen.setCosmetic(True)  # 2 screen pixels at any zoom
+        self.boxes = QtWidgets.QGraphicsPathItem(image)
+        self.boxes.setPen(box_pen)
+        self.boxes.setZValue(3)
+        self._labels: list[pg.TextItem] = []
+        self._image = image
+        crop_pen = QtGui.QPen(QtGui.QColor(CROP_COLOR), 1.5, QtCore.Qt.PenStyle.DashLine)
+        crop_pen.setCosmetic(True)
+        self.crop = QtWidgets.QGraphicsRectItem(image)
+        self.crop.setPen(crop_pen)
+        self.crop.setZValue(4)
+        self.badge = pg.TextItem(anchor=(1, 0), border=None)
+        self.badge.setParentItem(view)
+        self._view = view
+        self.clear()
+
+    def clear(self) -> None:
+        """Hide every overlay."""
+        for item in (self.heatmap, self.mask, self.boxes, self.crop, self.badge, *self._labels):
+            item.hide()
+
+    def show_mask(self, mask: np.ndarray | None, style: LayerStyle) -> None:
+        """Draw a (y, x) uint8 0/1 mask in red."""
+        patch = bounding_patch(mask) if style.visible and mask is not None else None
+        if patch is None:
+            self.mask.hide()
+            return
+        y0, x0, values = patch
+        self.mask.setImage(values, levels=(0, 1), autoLevels=False)
+        self.mask.setPos(x0, y0)
+        self.mask.setOpacity(style.opacity)
+        self.mask.show()
+
+    def show_heatmap(self, heatmap: np.ndarray | None, style: LayerStyle) -> None:
+        """Draw a (y, x) float heatmap in [0, 1] (zero outside the model's crop)."""
+        patch = bounding_patch(heatmap) if style.visible and heatmap is not None else None
+        if patch is None:
+            self.heatmap.hide()
+            return
+        y0, x0, values = patch
+        self.heatmap.setImage(values, levels=(0.0, 1.0), autoLevels=False)
+        self.heatmap.setPos(x0, y0)
+        self.heatmap.setOpacity(style.opacity)
+        self.heatmap.show()
+
+    def show_boxes(self, boxes: np.ndarray | None, style: LayerStyle) -> None:
+        """Draw (N, 5) boxes (x0, y0, x1, y1, score) in image pixels with their scores."""
+        if not style.visible or boxes is None or len(boxes) == 0:
+            self.boxes.hide()
+            for label in self._labels:
+                label.hide()
+            return
+        path = QtGui.QPainterPath()
+        for x0, y0, x1, y1, _ in boxes:
+            path.addRect(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.boxes.setPath(path)
+        self.boxes.setOpacity(style.opacity)
+        self.boxes.show()
+        while len(self._labels) < len(boxes):
+            label = pg.TextItem(color=BOX_COLOR, anchor=(0, 1))
+            label.setParentItem(self._image)
+            label.setZValue(3)
+            self._labels.append(label)
+        for i, label in enumerate(self._labels):
+            if i < len(boxes):
+                x0, y0, _, _, score = boxes[i]
+                label.setText(f"{score:.2f}")
+                label.setPos(x0, y0)
+                label.show()
+            else:
+                label.hide()
+
+    def show_crop(self, crop: CropBox | None, visible: bool) -> None:
+        """Outline the crop the models saw."""
+        if not visible or crop is None:
+            self.crop.hide()
+            return
+        self.crop.setRect(QtCore.QRectF(crop.x0, crop.y0, crop.x1 - crop.x0, crop.y1 - crop.y0))
+        self.crop.show()
+
+    def show_badge(self, text: tuple[str, str] | None, style: LayerStyle) -> None:
+        """Show the slice's triage (or PE probability) in the top-right corner."""
+        if not style.visible or text is None:
+            self.badge.hide()
+            return
+        label, color = text
+        self.badge.setHtml(
+            f'<div style="background-color:{color}; color:white; font-weight:600; '
+            f'padding:3px 6px;">&nbsp;{label}&nbsp;</div>'
+        )
+        self.badge.setOpacity(style.opacity)
+        self.badge.setPos(self._view.boundingRect().width() - 6, 6)
+        self.badge.show()

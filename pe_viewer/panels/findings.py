@@ -1,0 +1,148 @@
+"""The findings panel: the study answer, positive slices (click to jump), warnings, cards."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+
+from pe_models.inference import StudyResult
+from pe_viewer.overlays import TRIAGE_COLORS, TRIAGE_NAMES
+from pe_viewer.state import ViewerState
+from pe_viewer.worker import ModelsInfo
+
+SCORE_SOURCES = {
+    "classification": "slice classifier",
+    "triage": "triage stage 1 × stage 2",
+    "integrated": "integrated model's classifier head",
+    "segmentation": "U-Net's highest pixel probability (no classifier installed)",
+}
+
+
+class FindingsPanel(QtWidgets.QWidget):
+    """Study decision and PE probability, clot volume, contrast warning, positive slices, cards."""
+
+    def __init__(self, state: ViewerState) -> None:
+        super().__init__()
+        self.state = state
+        self.models: ModelsInfo | None = None
+
+        self.decision = QtWidgets.QLabel("No study open")
+        self.decision.setObjectName("decision")
+        self.decision.setWordWrap(True)
+        self.summary = QtWidgets.QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.warning = QtWidgets.QLabel()
+        self.warning.setObjectName("warning")
+        self.warning.setWordWrap(True)
+        self.warning.hide()
+
+        self.slices = QtWidgets.QTreeWidget()
+        self.slices.setHeaderLabels(["Slice", "z (mm)", "P(PE)", "Boxes"])
+        self.slices.setRootIsDecorated(False)
+        self.slices.setUniformRowHeights(True)
+        for column in range(4):
+            self.slices.header().setSectionResizeMode(
+                column, QtWidgets.QHeaderView.ResizeMode.ResizeToContents
+            )
+        self.slices.setToolTip("Slices at or above the threshold, highest first; click to go there")
+        self.slices.itemClicked.connect(self._on_item_clicked)
+        self.slices.itemActivated.connect(self._on_item_clicked)
+
+        self.cards = QtWidgets.QTextBrowser()
+        self.cards.setOpenLinks(False)
+        self.cards.setPlaceholderText("No models loaded")
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.decision)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.warning)
+        layout.addWidget(QtWidgets.QLabel("Positive slices"))
+        layout.addWidget(self.slices, stretch=2)
+        layout.addWidget(QtWidgets.QLabel("Models"))
+        layout.addWidget(self.cards, stretch=1)
+
+        state.volume_changed.connect(lambda _volume: self.refresh())
+        state.results_added.connect(lambda _indices: self.refresh())
+        state.study_changed.connect(lambda _study: self.refresh())
+
+    def set_models(self, models: ModelsInfo | None, problem: str | None = None) -> None:
+        """Show the loaded models' device and cards, or why there are none."""
+        self.models = models
+        if models is None:
+            self.cards.setMarkdown(problem or "")
+        else:
+            cards = "\n\n---\n\n".join(models.cards.values())
+            source = SCORE_SOURCES.get(models.score_source or "", "none")
+            self.cards.setMarkdown(
+                f"**Device:** {models.device}  \n**Slice PE score:** {source}  \n"
+                f"**Threshold:** {models.threshold:.2f}\n\n---\n\n{cards}"
+            )
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw from the state's results (partial while the models still run)."""
+        state = self.state
+        study = state.study
+        if state.volume is None:
+            self.decision.setText("No study open")
+            self.summary.clear()
+        elif study is not None:
+            self._show_study(study)
+        elif state.results:
+            self.decision.setText(
+                f"Running models… {len(state.results)}/{state.volume.shape[0]} slices"
+            )
+            self.decision.setStyleSheet("")
+            self.summary.clear()
+        else:
+            self.decision.setText("No model results yet")
+            self.decision.setStyleSheet("")
+            self.summary.clear()
+        self._fill_slices()
+
+    def _show_study(self, study: StudyResult) -> None:
+        name = TRIAGE_NAMES[study.triage]
+        self.decision.setText(f"{name} — study P(PE) {study.pe_probability:.0%}")
+        self.decision.setStyleSheet(
+            f"background-color: {TRIAGE_COLORS[study.triage]}; color: white; "
+            "font-weight: 600; font-size: 14pt; padding: 6px;"
+        )
+        lines = [f"{len(study.positive_slices)} positive slices of {len(study.slices)}"]
+        if study.clot_volume_ml is not None:
+            lines.append(f"Clot volume (U-Net mask): {study.clot_volume_ml:.2f} mL")
+        lines.append(f"Contrast: mediastinal blood p90 {study.contrast.p90_hu:.0f} HU")
+        self.summary.setText("\n".join(lines))
+        self.warning.setText("\n".join(f"⚠ {w}" for w in study.warnings))
+        self.warning.setVisible(bool(study.warnings))
+
+    def _fill_slices(self) -> None:
+        state = self.state
+        if state.study is None:
+            self.warning.hide()
+        positions = state.volume.slice_positions_mm() if state.volume is not None else np.zeros(0)
+        positive = sorted(
+            (
+                r
+                for r in state.results.values()
+                if r.pe_probability is not None and r.pe_probability >= state.threshold
+            ),
+            key=lambda r: (-(r.pe_probability or 0.0), r.index),
+        )
+        self.slices.clear()
+        items = []
+        for result in positive:
+            item = QtWidgets.QTreeWidgetItem(
+                [
+                    str(result.index + 1),
+                    f"{positions[result.index]:.1f}",
+                    f"{result.pe_probability:.2f}",
+                    str(len(result.boxes)),
+                ]
+            )
+            item.setData(0, QtCore.Qt.ItemDataRole.UserRole, result.index)
+            items.append(item)
+        self.slices.addTopLevelItems(items)
+
+    def _on_item_clicked(self, item: QtWidgets.QTreeWidgetItem) -> None:
+        self.state.set_slice(int(item.data(0, QtCore.Qt.ItemDataRole.UserRole)))

@@ -1,0 +1,76 @@
+"""The layer panel: each overlay's visibility and opacity, and what Grad-CAM explains."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from pe_models.explain import CAM_METHODS
+from pe_viewer.state import LAYERS, ViewerState
+from pe_viewer.worker import ModelsInfo
+
+EXPLAINABLE = ("classification", "triage_stage2", "triage_stage1", "segmentation", "detection")
+"""Tasks Grad-CAM can explain, in the order of preference for the default."""
+
+
+class LayerPanel(QtWidgets.QWidget):
+    """A row per overlay layer (visible, opacity) plus the Grad-CAM target and method."""
+
+    def __init__(self, state: ViewerState) -> None:
+        super().__init__()
+        self.state = state
+        self.visible: dict[str, QtWidgets.QCheckBox] = {}
+        self.opacity: dict[str, QtWidgets.QSlider] = {}
+        grid = QtWidgets.QGridLayout(self)
+        for row, (layer, label) in enumerate(LAYERS.items()):
+            check = QtWidgets.QCheckBox(label)
+            check.toggled.connect(lambda on, name=layer: state.set_style(name, visible=on))
+            slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+            slider.setRange(0, 100)
+            slider.setToolTip("Opacity")
+            slider.valueChanged.connect(
+                lambda value, name=layer: state.set_style(name, opacity=value / 100)
+            )
+            grid.addWidget(check, row, 0)
+            grid.addWidget(slider, row, 1)
+            self.visible[layer], self.opacity[layer] = check, slider
+        row = len(LAYERS)
+        self.cam_target = QtWidgets.QComboBox()
+        self.cam_target.setToolTip("The model Grad-CAM explains")
+        self.cam_target.currentTextChanged.connect(
+            lambda text: state.set_cam(target=text) if text else None
+        )
+        self.cam_method = QtWidgets.QComboBox()
+        self.cam_method.addItems(list(CAM_METHODS))
+        self.cam_method.setToolTip("CAM method (detection always uses EigenCAM)")
+        self.cam_method.currentTextChanged.connect(lambda text: state.set_cam(method=text))
+        grid.addWidget(QtWidgets.QLabel("Grad-CAM of"), row, 0)
+        grid.addWidget(self.cam_target, row, 1)
+        grid.addWidget(QtWidgets.QLabel("Method"), row + 1, 0)
+        grid.addWidget(self.cam_method, row + 1, 1)
+        grid.setRowStretch(row + 2, 1)
+        state.layer_changed.connect(lambda _layer: self.sync())
+        self.sync()
+
+    def set_models(self, models: ModelsInfo | None) -> None:
+        """Offer the loaded models that Grad-CAM can explain."""
+        tasks = [t for t in EXPLAINABLE if models is not None and t in models.configs]
+        with QtCore.QSignalBlocker(self.cam_target):
+            self.cam_target.clear()
+            self.cam_target.addItems(tasks)
+        if tasks:
+            wanted = self.state.cam_target if self.state.cam_target in tasks else tasks[0]
+            self.cam_target.setCurrentText(wanted)
+            self.state.set_cam(target=wanted)
+        self.cam_target.setEnabled(bool(tasks))
+
+    def sync(self) -> None:
+        """Show the state's styles without feeding changes back."""
+        for layer, style in self.state.styles.items():
+            with (
+                QtCore.QSignalBlocker(self.visible[layer]),
+                QtCore.QSignalBlocker(self.opacity[layer]),
+            ):
+                self.visible[layer].setChecked(style.visible)
+                self.opacity[layer].setValue(round(style.opacity * 100))
+        with QtCore.QSignalBlocker(self.cam_method):
+            self.cam_method.setCurrentText(self.state.cam_method)

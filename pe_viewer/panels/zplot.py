@@ -1,0 +1,68 @@
+"""The z-plot: slice PE probability along the study, the current slice marked, click to jump."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore
+
+from pe_viewer.state import ViewerState
+
+
+class ZPlotWidget(pg.PlotWidget):
+    """A strip of per-slice PE probability (x: slice index, y: probability).
+
+    Slices not yet run are gaps. The dashed line is the slice threshold; the yellow line is the
+    slice shown and can be dragged; a click anywhere jumps to that slice.
+    """
+
+    def __init__(self, state: ViewerState) -> None:
+        super().__init__(background="#141517")
+        self.state = state
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.setMenuEnabled(False)
+        self.setYRange(0, 1, padding=0.05)
+        self.setLabel("bottom", "slice")
+        self.setLabel("left", "P(PE)")
+        self.getPlotItem().showGrid(x=False, y=True, alpha=0.2)
+        self.curve = self.plot(pen=pg.mkPen("#ff6b5b", width=2), connect="finite")
+        self.threshold_line = pg.InfiniteLine(
+            pos=state.threshold, angle=0, pen=pg.mkPen("#888888", style=QtCore.Qt.PenStyle.DashLine)
+        )
+        self.marker = pg.InfiniteLine(pos=0, angle=90, movable=True, pen=pg.mkPen("#ffd23f"))
+        self.addItem(self.threshold_line)
+        self.addItem(self.marker)
+        self.setMinimumHeight(110)
+        self.marker.sigPositionChanged.connect(self._on_marker_dragged)
+        self.scene().sigMouseClicked.connect(self._on_clicked)
+        state.volume_changed.connect(self._on_volume_changed)
+        state.results_added.connect(lambda _indices: self.redraw())
+        state.study_changed.connect(lambda _study: self.redraw())
+        state.slice_changed.connect(self._on_slice_changed)
+
+    def _on_volume_changed(self, volume: object) -> None:
+        n = 1 if self.state.volume is None else self.state.volume.shape[0]
+        self.setXRange(0, max(n - 1, 1), padding=0.01)
+        self.redraw()
+        self._on_slice_changed(self.state.z)
+
+    def redraw(self) -> None:
+        """Plot the probabilities known so far."""
+        values = self.state.pe_probabilities()
+        self.threshold_line.setValue(self.state.threshold)
+        if np.isfinite(values).any():
+            self.curve.setData(np.arange(values.size), values)
+        else:
+            self.curve.setData([], [])
+
+    def _on_slice_changed(self, z: int) -> None:
+        with QtCore.QSignalBlocker(self.marker):
+            self.marker.setValue(z)
+
+    def _on_marker_dragged(self) -> None:
+        self.state.set_slice(round(self.marker.value()))
+
+    def _on_clicked(self, event: object) -> None:
+        position = self.getPlotItem().vb.mapSceneToView(event.scenePos())  # type: ignore[attr-defined]
+        self.state.set_slice(round(position.x()))

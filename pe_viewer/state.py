@@ -1,0 +1,188 @@
+"""The viewer's state: the study, the slice shown, the window, model results and layer styles.
+
+Widgets change the state through its setters and redraw on its signals, so every view of the
+same fact (slider, z-plot marker, findings list) stays in step without knowing of the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PySide6 import QtCore
+
+from pe_models.inference import SliceResult, StudyResult
+from pe_models.volume import Volume
+
+LAYERS: dict[str, str] = {
+    "mask": "PE mask (U-Net)",
+    "boxes": "Boxes (Faster R-CNN)",
+    "triage": "Triage badge",
+    "heatmap": "Grad-CAM heatmap",
+    "model_view": "What the model saw",
+}
+"""Overlay layers, by key, with the label the layer panel shows."""
+
+
+@dataclass(frozen=True)
+class LayerStyle:
+    """How one overlay layer is drawn."""
+
+    visible: bool
+    opacity: float
+
+
+DEFAULT_STYLES: dict[str, LayerStyle] = {
+    "mask": LayerStyle(True, 0.5),
+    "boxes": LayerStyle(True, 1.0),
+    "triage": LayerStyle(True, 1.0),
+    "heatmap": LayerStyle(False, 0.45),  # on demand: Grad-CAM costs a backward pass
+    "model_view": LayerStyle(False, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class HeatmapKey:
+    """Which Grad-CAM: the slice, the model (task) explained and the CAM method."""
+
+    z: int
+    target: str
+    method: str
+
+
+class ViewerState(QtCore.QObject):
+    """Evented state of one viewer window.
+
+    Signals
+    -------
+    volume_changed(object)
+        A new :class:`Volume` is shown; every result of the previous one is gone.
+    slice_changed(int)
+        The z index shown.
+    levels_changed(float, float)
+        The display window (low, high) in HU.
+    results_added(object)
+        Tuple of z indices whose :class:`SliceResult` just arrived.
+    study_changed(object)
+        The :class:`StudyResult`, or None when results were cleared.
+    heatmap_added(object)
+        The :class:`HeatmapKey` of a Grad-CAM that just arrived.
+    layer_changed(str)
+        A layer's style, or the Grad-CAM target or method, changed.
+    """
+
+    volume_changed = QtCore.Signal(object)
+    slice_changed = QtCore.Signal(int)
+    levels_changed = QtCore.Signal(float, float)
+    results_added = QtCore.Signal(object)
+    study_changed = QtCore.Signal(object)
+    heatmap_added = QtCore.Signal(object)
+    layer_changed = QtCore.Signal(str)
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.volume: Volume | None = None
+        self.z = 0
+        self.levels = (-250.0, 450.0)
+        self.results: dict[int, SliceResult] = {}
+        self.study: StudyResult | None = None
+        self.heatmaps: dict[HeatmapKey, np.ndarray] = {}
+        self.styles: dict[str, LayerStyle] = dict(DEFAULT_STYLES)
+        self.cam_target: str | None = None
+        self.cam_method = "gradcam"
+        self.threshold = 0.5
+
+    # -- study and slice ---------------------------------------------------------------
+    def set_volume(self, volume: Volume | None, *, z: int | None = None) -> None:
+        """Show ``volume`` at slice ``z`` (default: the middle); drops every result."""
+        self.volume = volume
+        self.results = {}
+        self.study = None
+        self.heatmaps = {}
+        self.z = 0 if volume is None else self._clamp(volume.shape[0] // 2 if z is None else z)
+        self.volume_changed.emit(volume)
+        self.study_changed.emit(None)
+        self.slice_changed.emit(self.z)
+
+    def set_slice(self, z: int) -> None:
+        """Show slice ``z``, clamped to the volume."""
+        if self.volume is None:
+            return
+        z = self._clamp(z)
+        if z != self.z:
+            self.z = z
+            self.slice_changed.emit(z)
+
+    def _clamp(self, z: int) -> int:
+        assert self.volume is not None
+        return int(np.clip(z, 0, self.volume.shape[0] - 1))
+
+    def set_levels(self, low: float, high: float) -> None:
+        """Set the display window in HU (at least 1 HU wide)."""
+        levels = (float(low), float(max(high, low + 1)))
+        if levels != self.levels:
+            self.levels = levels
+            self.levels_changed.emit(*levels)
+
+    # -- model results -----------------------------------------------------------------
+    def add_results(self, results: Iterable[SliceResult]) -> None:
+        """Store slice results of the volume shown."""
+        added = []
+        for result in results:
+            self.results[result.index] = result
+            added.append(result.index)
+        if added:
+            self.results_added.emit(tuple(added))
+
+    def set_study(self, study: StudyResult | None) -> None:
+        """Store the study result (its slice results too)."""
+        self.study = study
+        if study is not None:
+            self.add_results(study.slices)
+        self.study_changed.emit(study)
+
+    def add_heatmap(self, key: HeatmapKey, heatmap: np.ndarray) -> None:
+        """Store a (y, x) Grad-CAM heatmap in [0, 1]."""
+        self.heatmaps[key] = heatmap
+        self.heatmap_added.emit(key)
+
+    def heatmap_key(self, z: int | None = None) -> HeatmapKey | None:
+        """The Grad-CAM wanted for slice ``z`` (default: the one shown), or None."""
+        if self.cam_target is None:
+            return None
+        return HeatmapKey(self.z if z is None else z, self.cam_target, self.cam_method)
+
+    def pe_probabilities(self) -> np.ndarray:
+        """(z,) slice PE probability, NaN where not (yet) known."""
+        n = 0 if self.volume is None else self.volume.shape[0]
+        values = np.full(n, np.nan)
+        for z, result in self.results.items():
+            if result.pe_probability is not None:
+                values[z] = result.pe_probability
+        return values
+
+    # -- layers ------------------------------------------------------------------------
+    def set_style(
+        self, layer: str, *, visible: bool | None = None, opacity: float | None = None
+    ) -> None:
+        """Show or hide a layer, or change its opacity (0-1)."""
+        style = self.styles[layer]
+        new = replace(
+            style,
+            visible=style.visible if visible is None else bool(visible),
+            opacity=style.opacity if opacity is None else float(np.clip(opacity, 0, 1)),
+        )
+        if new != style:
+            self.styles[layer] = new
+            self.layer_changed.emit(layer)
+
+    def set_cam(self, *, target: str | None = None, method: str | None = None) -> None:
+        """Choose which model Grad-CAM explains and with which method."""
+        changed = False
+        if target is not None and target != self.cam_target:
+            self.cam_target, changed = target, True
+        if method is not None and method != self.cam_method:
+            self.cam_method, changed = method, True
+        if changed:
+            self.layer_changed.emit("heatmap")
