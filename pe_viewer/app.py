@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from pe_models.demo import demo_study_path
-from pe_models.inference import StudyResult
+from pe_models.inference import Pipeline, StudyResult, default_bundle_paths
 from pe_viewer.main_window import MainWindow
 from pe_viewer.state import LAYERS
 
+SETTLE_MS = 250  # lets debounced panels (model input, Grad-CAM requests) catch up
 SCREENSHOT_TIMEOUT_MS = 300_000  # loading plus the models on every slice, on CPU
 
 
@@ -38,6 +40,14 @@ def dark_palette() -> QtGui.QPalette:
     return palette
 
 
+def bundles_in(folder: Path) -> Pipeline:
+    """A pipeline of the bundle folders inside ``folder``."""
+    found = default_bundle_paths(folder) if folder.is_dir() else []
+    if not found:
+        raise FileNotFoundError(f"{folder}: no model bundles (folders with config.json) here")
+    return Pipeline.from_bundles(found)
+
+
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="pe-viewer", description="View chest CT / CTPA studies. Research use only."
@@ -48,6 +58,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         "--screenshot",
         metavar="FILE",
         help="render headless once the models are done, save a PNG and exit",
+    )
+    parser.add_argument(
+        "--bundles",
+        metavar="DIR",
+        type=Path,
+        help="run the model bundles in DIR instead of the installed ones",
     )
     parser.add_argument(
         "--show",
@@ -79,7 +95,7 @@ def _save_screenshot_when_done(
             window.state.heatmap_added.connect(lambda added: save(True) if added == key else None)
             window.request_heatmap()
         else:
-            save(True)
+            QtCore.QTimer.singleShot(SETTLE_MS, lambda: save(True))
 
     def report_failure(message: str) -> None:
         print(message, file=sys.stderr)
@@ -105,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName("PE Viewer")
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
-    window = MainWindow(interactive=not args.screenshot)
+    factory = Pipeline.load_default
+    if args.bundles is not None:
+        factory = partial(bundles_in, args.bundles)
+    window = MainWindow(interactive=not args.screenshot, pipeline_factory=factory)
     for layer in args.show:
         window.state.set_style(layer, visible=True)
     window.show()

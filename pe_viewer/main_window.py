@@ -20,7 +20,7 @@ from pe_viewer.panels.model_view import ModelViewPanel
 from pe_viewer.panels.series_browser import SeriesBrowserDialog
 from pe_viewer.panels.zplot import ZPlotWidget
 from pe_viewer.slice_view import SliceViewWidget
-from pe_viewer.state import LayerStyle, ViewerState
+from pe_viewer.state import HeatmapKey, LayerStyle, ViewerState
 from pe_viewer.worker import InferenceWorker, ModelsInfo, PipelineFactory
 
 RECENT_LIMIT = 10
@@ -46,6 +46,8 @@ class MainWindow(QtWidgets.QMainWindow):
         False for headless use: errors are reported by signal and status bar, not by dialogs.
     pipeline_factory
         Makes the models' :class:`Pipeline` (default: the bundles in ``resources/bundles``).
+    settings
+        Where preferences are kept (default: the user's PE Viewer settings).
 
     Signals
     -------
@@ -69,12 +71,13 @@ class MainWindow(QtWidgets.QMainWindow):
         *,
         interactive: bool = True,
         pipeline_factory: PipelineFactory = Pipeline.load_default,
+        settings: QtCore.QSettings | None = None,
     ) -> None:
         super().__init__()
         self._interactive = interactive  # False: no modal dialogs (headless screenshots)
         self.setWindowTitle("PE Viewer — research use only, not for clinical use")
         self.resize(1400, 900)
-        self._settings = QtCore.QSettings("PE Viewer", "PE Viewer")
+        self._settings = settings or QtCore.QSettings("PE Viewer", "PE Viewer")
         self._path: Path | None = None
         self._inference_started = 0.0
         self.models: ModelsInfo | None = None
@@ -113,6 +116,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.results.connect(self._on_results)
         self.worker.study.connect(self._on_study)
         self.worker.heatmap.connect(self.state.add_heatmap)
+        self.worker.heatmap_failed.connect(self._on_heatmap_failed)
+        self._heatmap_failures: set[HeatmapKey] = set()  # not asked for again
         self.worker.failed.connect(self._on_inference_failed)
 
         self._build_status_bar()
@@ -256,9 +261,10 @@ class MainWindow(QtWidgets.QMainWindow):
         Whatever was loading, or running on the previous study, is cancelled.
         """
         self._path = Path(path)
-        self._settings.setValue(
-            "last_folder", str(self._path.parent if self._path.is_file() else self._path)
-        )
+        if self._interactive:
+            self._settings.setValue(
+                "last_folder", str(self._path.parent if self._path.is_file() else self._path)
+            )
         self.worker.cancel()
         self._inference_progress.hide()
         self.statusBar().showMessage(f"Loading {self._path} …")
@@ -273,7 +279,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_loaded(self, volume: Volume) -> None:
         self._load_progress.hide()
-        if self._path is not None:
+        if self._path is not None and self._interactive:
             self._remember(self._path)
         self.state.set_volume(volume)
         warnings = "; ".join(volume.meta.warnings)
@@ -365,9 +371,14 @@ class MainWindow(QtWidgets.QMainWindow):
             or key is None
             or not self.state.styles["heatmap"].visible
             or key in self.state.heatmaps
+            or key in self._heatmap_failures
         ):
             return
         self.worker.request_heatmap(volume, key)
+
+    def _on_heatmap_failed(self, key: HeatmapKey, message: str) -> None:
+        self._heatmap_failures.add(key)
+        self.statusBar().showMessage(message, 15_000)
 
     # -- settings ------------------------------------------------------------------------
     def _restore_settings(self) -> None:

@@ -68,6 +68,7 @@ class _Signals(QtCore.QObject):
     results = QtCore.Signal(int, object, int, int)  # job, list[SliceResult], done, total
     study = QtCore.Signal(int, object)  # job, StudyResult
     heatmap = QtCore.Signal(int, object, object)  # job, HeatmapKey, (y, x) float32
+    heatmap_failed = QtCore.Signal(int, object, str)  # job, HeatmapKey, message
     failed = QtCore.Signal(int, str)  # job, message
     ended = QtCore.Signal(int)  # job: finished, failed or cancelled
 
@@ -144,8 +145,13 @@ class _Job(QtCore.QRunnable):
                 key = self.heatmap_requests.pop(0)
             if self.cancel_event.is_set():
                 raise InferenceCancelled
-            heatmap = pipeline.explain(self.volume, key.z, key.target, key.method)
-            self.worker.signals.heatmap.emit(self.job, key, heatmap)
+            try:
+                heatmap = pipeline.explain(self.volume, key.z, key.target, key.method)
+            except Exception as error:  # this model cannot be explained; inference goes on
+                message = f"Grad-CAM of {key.target} ({key.method}) failed: {error!r}"
+                self.worker.signals.heatmap_failed.emit(self.job, key, message)
+            else:
+                self.worker.signals.heatmap.emit(self.job, key, heatmap)
 
 
 def _describe(error: Exception) -> str:
@@ -174,6 +180,8 @@ class InferenceWorker(QtCore.QObject):
         The :class:`StudyResult` once every slice is done.
     heatmap(object, object)
         :class:`HeatmapKey` and its (y, x) float32 Grad-CAM in [0, 1].
+    heatmap_failed(object, str)
+        :class:`HeatmapKey` and why that Grad-CAM could not be made.
     failed(str)
         A message for the user; the viewer stays usable without models.
     idle()
@@ -184,6 +192,7 @@ class InferenceWorker(QtCore.QObject):
     results = QtCore.Signal(object, int, int)
     study = QtCore.Signal(object)
     heatmap = QtCore.Signal(object, object)
+    heatmap_failed = QtCore.Signal(object, str)
     failed = QtCore.Signal(str)
     idle = QtCore.Signal()
 
@@ -206,6 +215,7 @@ class InferenceWorker(QtCore.QObject):
         self.signals.results.connect(self._on_results)
         self.signals.study.connect(self._relay(self.study))
         self.signals.heatmap.connect(self._on_heatmap)
+        self.signals.heatmap_failed.connect(self._on_heatmap_failed)
         self.signals.failed.connect(self._relay(self.failed))
         self.signals.ended.connect(self._on_ended)
 
@@ -273,6 +283,10 @@ class InferenceWorker(QtCore.QObject):
     def _on_heatmap(self, job: int, key: object, heatmap: object) -> None:
         if self._wanted(job):
             self.heatmap.emit(key, heatmap)
+
+    def _on_heatmap_failed(self, job: int, key: object, message: str) -> None:
+        if self._wanted(job):
+            self.heatmap_failed.emit(key, message)
 
     def _on_ended(self, job: int) -> None:
         ended = self._live.pop(job, None)

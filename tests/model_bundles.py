@@ -60,6 +60,11 @@ class BrightDetector(nn.Module):
         found = []
         for image in images:
             rows, columns = torch.nonzero(image[0] > 0.5, as_tuple=True)
+            if rows.numel() == 0:
+                found.append(
+                    {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0)}
+                )
+                continue
             box = torch.stack(
                 [columns.min(), rows.min(), columns.max() + 1, rows.max() + 1]
             ).float()
@@ -71,3 +76,20 @@ class BrightDetector(nn.Module):
 
 register("test_bright_segmenter")(lambda: BrightSegmenter())
 register("test_bright_detector")(lambda: BrightDetector())
+
+
+def make_oracle_bundles(folder: Path, *, size: int = 96) -> list[Path]:
+    """Oracle segmenter and detector bundles (bright vascular-window pixels): known answers."""
+    windows = ("vascular",)
+    return [
+        save_bundle(
+            build(arch),
+            BundleConfig(arch, {}, task, windows, input_size=size),
+            f"# Oracle {task}\n\nFinds bright pixels; for software tests only.\n",
+            folder / task,
+        )
+        for arch, task in (
+            ("test_bright_segmenter", "segmentation"),
+            ("test_bright_detector", "detection"),
+        )
+    ]

@@ -11,24 +11,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from pe_models.preprocess.windows import get_preset
 from pe_viewer.app import main
 from pe_viewer.main_window import MainWindow
+from pe_viewer.panels.series_browser import SeriesBrowserDialog
 from tests.dicom_factory import ramp_volume, write_series
-
-LOAD_TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MainWindow:
-    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)
-    QtCore.QSettings.setPath(
-        QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "cfg")
-    )
-    shown: list[str] = []
-    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda _p, _t, text: shown.append(text))
-    main_window = MainWindow()
-    main_window.shown_errors = shown  # type: ignore[attr-defined]
-    qtbot.addWidget(main_window)
-    main_window.show()
-    return main_window
+from tests.viewer.conftest import LOAD_TIMEOUT_MS
 
 
 @pytest.fixture
@@ -131,32 +116,81 @@ def test_reopening_cancels_the_running_load(qtbot, window, series, tmp_path) -> 
 def test_a_folder_with_several_series_asks_which_one(qtbot, window, tmp_path, monkeypatch) -> None:
     write_series(tmp_path / "two" / "a", ramp_volume((3, 16, 16)), description="THIN")
     write_series(tmp_path / "two" / "b", ramp_volume((5, 16, 16)), description="THICK")
-    offered: list[list[str]] = []
+    offered: list[SeriesBrowserDialog] = []
 
-    def choose(_parent, _title, _label, items, current, _editable):
-        offered.append(items)
-        return items[current], True
+    def accept_the_default(dialog: SeriesBrowserDialog) -> int:
+        offered.append(dialog)
+        return QtWidgets.QDialog.DialogCode.Accepted
 
-    monkeypatch.setattr(QtWidgets.QInputDialog, "getItem", choose)
+    monkeypatch.setattr(SeriesBrowserDialog, "exec", accept_the_default)
     volume = _open(qtbot, window, tmp_path / "two")
-    assert volume.meta.description == "THICK"  # the longest series is offered first
-    assert len(offered[0]) == 2
+    assert volume.meta.description == "THICK"  # the longest series is preselected
+    (dialog,) = offered
+    assert dialog.table.rowCount() == 2
+    assert sorted(dialog.table.item(r, 2).text() for r in range(2)) == ["THICK", "THIN"]
+    assert all(not dialog.table.item(r, 0).icon().isNull() for r in range(2))  # thumbnails
 
 
-def test_screenshot_of_the_demo_is_not_blank(qtbot, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("PE_VIEWER_CACHE", str(tmp_path / "cache"))
-    target = tmp_path / "demo.png"
-    assert main(["--demo", "--screenshot", str(target)]) == 0
-    from PySide6 import QtGui as gui
+def _red_pixels(path: Path) -> int:
+    """Pixels of the PE-mask red (the only strongly red thing the viewer draws)."""
+    image = QtGui.QImage(str(path)).convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    rows = np.array(image.constBits(), dtype=np.uint8).reshape(image.height(), -1)
+    rgb = rows[:, : image.width() * 3].reshape(image.height(), image.width(), 3).astype(int)
+    return int(((rgb[..., 0] > 150) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)).sum())
 
-    image = gui.QImage(str(target))
-    assert not image.isNull()
+
+def test_screenshot_is_not_blank_and_shows_the_overlays(
+    qtbot, tmp_path, phantom_study, oracle_folder
+) -> None:
+    target = tmp_path / "shot.png"
+    code = main([str(phantom_study), "--screenshot", str(target), "--bundles", str(oracle_folder)])
+    assert code == 0
+    image = QtGui.QImage(str(target))
     assert image.width() > 400
-    pixels = np.array(
+    grey = np.array(
         [
             image.pixelColor(x, y).value()
             for x in range(0, image.width(), 7)
             for y in range(0, image.height(), 7)
         ]
     )
-    assert pixels.std() > 20  # an image with content, not a flat fill
+    assert grey.std() > 20  # an image with content, not a flat fill
+    assert _red_pixels(target) > 50  # the oracle's mask is drawn
+
+
+def test_screenshot_without_models_still_shows_the_study(qtbot, tmp_path, phantom_study) -> None:
+    target = tmp_path / "shot.png"
+    code = main([str(phantom_study), "--screenshot", str(target), "--bundles", str(tmp_path)])
+    assert code == 0
+    assert _red_pixels(target) < 50
+
+
+@pytest.mark.slow
+def test_demo_screenshot_shows_the_shipped_models_finding_the_clot(
+    qtbot, tmp_path, monkeypatch
+) -> None:
+    if not (Path(__file__).resolve().parents[2] / "resources" / "bundles" / "unet").is_dir():
+        pytest.skip("no demo U-Net installed")
+    monkeypatch.setenv("PE_VIEWER_CACHE", str(tmp_path / "cache"))
+    target = tmp_path / "demo.png"
+    assert main(["--demo", "--screenshot", str(target)]) == 0
+    assert _red_pixels(target) > 20  # the shipped U-Net's mask on the best slice
+
+
+def test_preferences_are_remembered(qtbot, window, series, settings, monkeypatch) -> None:
+    _open(qtbot, window, series[0])
+    window.apply_preset("lung")
+    window.layers.visible["heatmap"].setChecked(True)
+    window.layers.opacity["mask"].setValue(30)
+    window.close()
+    settings.sync()
+
+    again = MainWindow(pipeline_factory=window.worker._factory, settings=settings)
+    qtbot.addWidget(again)
+    lung = get_preset("lung")
+    assert again.slice_view.levels == (lung.low, lung.high)
+    assert again.state.styles["heatmap"].visible
+    assert again.state.styles["mask"].opacity == pytest.approx(0.3)
+    assert again.recent_paths() == [str(series[0])]
+    again.recent_menu.aboutToShow.emit()
+    assert [a.text() for a in again.recent_menu.actions()] == [str(series[0])]

@@ -1,0 +1,214 @@
+"""Models in the viewer: background results, findings, z-plot, overlays, Grad-CAM, cancelling."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+from pe_models.inference import Pipeline
+from pe_viewer.main_window import MainWindow
+from tests.model_bundles import make_bundles
+from tests.viewer.conftest import LOAD_TIMEOUT_MS, MODELS_TIMEOUT_MS, _make_window
+
+
+def _open_and_run(qtbot, window: MainWindow, path: Path) -> object:
+    with qtbot.waitSignal(window.study_ready, timeout=MODELS_TIMEOUT_MS) as blocker:
+        window.open_path(path)
+    return blocker.args[0]
+
+
+def test_the_worker_fills_the_findings(qtbot, oracle_window, phantom_study) -> None:
+    study = _open_and_run(qtbot, oracle_window, phantom_study)
+    state = oracle_window.state
+    n = state.volume.shape[0]
+    assert sorted(state.results) == list(range(n))
+    assert state.study is study
+    findings = oracle_window.findings
+    rows = findings.slices.topLevelItemCount()
+    assert rows == len(study.positive_slices) > 0
+    scores = [float(findings.slices.topLevelItem(i).text(2)) for i in range(rows)]
+    assert scores == sorted(scores, reverse=True)
+    assert "PE" in findings.decision.text()
+    assert f"{study.clot_volume_ml:.2f} mL" in findings.summary.text()
+    assert "Oracle segmentation" in findings.cards.toPlainText()
+    assert oracle_window.device_label.text() == "models on CPU"
+    probabilities = oracle_window.zplot.curve.getData()[1]
+    assert np.isfinite(probabilities).all()
+    assert len(probabilities) == n
+
+
+def test_results_arrive_nearest_the_current_slice_first(
+    qtbot, oracle_window, phantom_study
+) -> None:
+    batches: list[list[int]] = []
+    oracle_window.worker.results.connect(lambda r, _d, _t: batches.append([x.index for x in r]))
+    _open_and_run(qtbot, oracle_window, phantom_study)
+    middle = oracle_window.state.volume.shape[0] // 2
+    assert batches[0] == [middle - 2, middle - 1, middle, middle + 1]  # batch of 4 around z
+
+
+def test_clicking_the_zplot_and_a_positive_slice_jump_there(
+    qtbot, oracle_window, phantom_study
+) -> None:
+    _open_and_run(qtbot, oracle_window, phantom_study)
+    zplot = oracle_window.zplot
+    scene_point = zplot.getPlotItem().vb.mapViewToScene(QtCore.QPointF(10, 0.5))
+    qtbot.mouseClick(
+        zplot.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=zplot.mapFromScene(scene_point)
+    )
+    assert oracle_window.state.z == 10
+    assert zplot.marker.value() == 10
+
+    slices = oracle_window.findings.slices
+    item = slices.topLevelItem(slices.topLevelItemCount() - 1)
+    slices.itemClicked.emit(item, 0)
+    assert oracle_window.state.z == int(item.text(0)) - 1
+
+
+def test_overlays_show_the_current_slice_and_follow_the_layer_panel(
+    qtbot, oracle_window, phantom_study
+) -> None:
+    study = _open_and_run(qtbot, oracle_window, phantom_study)
+    z = study.positive_slices[0]
+    oracle_window.state.set_slice(z)
+    overlays = oracle_window.slice_view.overlays
+    result = oracle_window.state.results[z]
+    assert overlays.mask.isVisible()
+    y0, x0 = overlays.mask.pos().y(), overlays.mask.pos().x()
+    patch = overlays.mask.image
+    np.testing.assert_array_equal(
+        patch, result.mask[int(y0) : int(y0) + patch.shape[0], int(x0) : int(x0) + patch.shape[1]]
+    )
+    assert patch.sum() == result.mask.sum()  # the patch holds the whole mask
+    assert overlays.boxes.isVisible()
+    assert overlays._labels[0].textItem.toPlainText() == "0.90"
+    assert overlays.badge.isVisible()
+
+    layers = oracle_window.layers
+    layers.visible["mask"].setChecked(False)
+    assert not overlays.mask.isVisible()
+    layers.visible["mask"].setChecked(True)
+    layers.opacity["mask"].setValue(20)
+    assert overlays.mask.opacity() == pytest.approx(0.2)
+    layers.visible["boxes"].setChecked(False)
+    assert not overlays.boxes.isVisible()
+    assert not overlays._labels[0].isVisible()
+
+
+def test_what_the_model_saw(qtbot, oracle_window, phantom_study) -> None:
+    _open_and_run(qtbot, oracle_window, phantom_study)
+    oracle_window.layers.visible["model_view"].setChecked(True)
+    panel = oracle_window.model_view
+    qtbot.waitUntil(lambda: panel.view is not None, timeout=5_000)
+    assert oracle_window.docks["model_view"].isVisible()
+    assert panel.view.channels.shape == (1, 96, 96)  # the oracle's one vascular window at 96 px
+    crop = oracle_window.state.results[oracle_window.state.z].crop
+    assert panel.view.crop == crop
+    assert oracle_window.slice_view.overlays.crop.isVisible()
+
+
+def test_next_and_previous_finding_keys(qtbot, oracle_window, phantom_study) -> None:
+    study = _open_and_run(qtbot, oracle_window, phantom_study)
+    oracle_window.state.set_slice(0)
+    oracle_window.jump_to_finding(+1)
+    positive = sorted(study.positive_slices)
+    assert oracle_window.state.z == next(p for p in positive if p > 0)
+    oracle_window.state.set_slice(positive[-1])
+    oracle_window.jump_to_finding(+1)
+    assert oracle_window.state.z == positive[-1]  # nothing further: stays
+    oracle_window.jump_to_finding(-1)
+    assert oracle_window.state.z == positive[-2]
+
+
+def test_reopening_cancels_the_running_job(
+    qtbot, oracle_window, phantom_study, tmp_path, monkeypatch
+) -> None:
+    from tests.dicom_factory import ramp_volume, write_series
+
+    slow_run = Pipeline.run_slices
+
+    def slowly(self, *args, **kwargs):
+        time.sleep(0.2)
+        return slow_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "run_slices", slowly)
+    write_series(tmp_path / "other", ramp_volume((6, 64, 64)), description="OTHER")
+    first_batch = []
+    oracle_window.worker.results.connect(lambda r, _d, _t: first_batch.append(r))
+    with qtbot.waitSignal(oracle_window.worker.results, timeout=MODELS_TIMEOUT_MS):
+        oracle_window.open_path(phantom_study)
+    ready: list[object] = []
+    oracle_window.study_ready.connect(ready.append)
+    with qtbot.waitSignal(oracle_window.study_ready, timeout=MODELS_TIMEOUT_MS):
+        oracle_window.open_path(tmp_path / "other")
+    oracle_window.worker.wait()
+    qtbot.wait(50)
+    assert len(ready) == 1
+    assert len(ready[0].slices) == 6  # the second study's answer only
+    assert sorted(oracle_window.state.results) == list(range(6))
+    assert oracle_window.state.volume.meta.description == "OTHER"
+
+
+def test_model_errors_are_shown_and_the_viewer_stays_usable(qtbot, window, phantom_study) -> None:
+    with qtbot.waitSignal(window.inference_failed, timeout=LOAD_TIMEOUT_MS) as blocker:
+        window.open_path(phantom_study)
+    assert "no model bundles installed" in blocker.args[0]
+    assert "no model bundles installed" in window.findings.cards.toPlainText()
+    assert window.device_label.text() == "models: unavailable"
+    assert window.shown_errors == []  # a status message, not a modal dialog
+    window.slice_view.setFocus()
+    before = window.state.z
+    qtbot.keyClick(window.slice_view, QtCore.Qt.Key.Key_Up)
+    assert window.state.z == before + 1
+
+
+@pytest.fixture(scope="module")
+def classifier_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    paths = make_bundles(tmp_path_factory.mktemp("random"))
+    return next(p for p in paths if p.name == "classification")
+
+
+def test_grad_cam_is_computed_on_demand_for_the_current_slice(
+    qtbot, monkeypatch, settings, classifier_bundle, phantom_study
+) -> None:
+    window = _make_window(
+        qtbot,
+        monkeypatch,
+        lambda: Pipeline.from_bundles([classifier_bundle], batch_size=8),
+        settings,
+    )
+    with qtbot.waitSignal(window.worker.ready, timeout=MODELS_TIMEOUT_MS):
+        window.open_path(phantom_study)
+    assert window.layers.cam_target.currentText() == "classification"
+    with qtbot.waitSignal(window.state.heatmap_added, timeout=MODELS_TIMEOUT_MS) as blocker:
+        window.layers.visible["heatmap"].setChecked(True)
+    key = blocker.args[0]
+    assert (key.z, key.target, key.method) == (window.state.z, "classification", "gradcam")
+    heatmap = window.state.heatmaps[key]
+    assert heatmap.shape == window.state.volume.shape[1:]
+    assert heatmap.max() > 0
+    assert window.slice_view.overlays.heatmap.isVisible()
+    with qtbot.waitSignal(window.state.heatmap_added, timeout=MODELS_TIMEOUT_MS) as blocker:
+        window.layers.cam_method.setCurrentText("eigencam")
+    assert blocker.args[0].method == "eigencam"
+    window.worker.wait()
+
+
+def test_a_model_grad_cam_cannot_explain_is_reported_once(
+    qtbot, oracle_window, phantom_study
+) -> None:
+    _open_and_run(qtbot, oracle_window, phantom_study)
+    failures: list[str] = []
+    oracle_window.worker.heatmap_failed.connect(lambda _key, message: failures.append(message))
+    with qtbot.waitSignal(oracle_window.worker.heatmap_failed, timeout=MODELS_TIMEOUT_MS):
+        oracle_window.layers.visible["heatmap"].setChecked(True)
+    assert "Grad-CAM of segmentation" in failures[0]
+    assert "Grad-CAM of segmentation" in oracle_window.statusBar().currentMessage()
+    oracle_window.request_heatmap()  # the same slice again: not retried
+    oracle_window.worker.wait()
+    qtbot.wait(50)
+    assert len(failures) == 1
