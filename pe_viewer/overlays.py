@@ -1,12 +1,15 @@
 """Overlay items drawn over the CT slice: PE mask, boxes, Grad-CAM, the model's crop, a badge.
 
 Items that live in image pixels are children of the slice's ``ImageItem`` and so share its
-transform (non-square pixels, pan, zoom). Mask and heatmap are cut to their bounding box before
-they are handed to pyqtgraph: a clot covers a few hundred pixels of 262 144, and the cost of an
-overlay is the cost of the pixels it converts.
+transform (non-square pixels, pan, zoom). Masks and heatmaps are turned into pixmaps of their
+bounding box once, when they arrive, so a slice change only swaps pixmaps: a clot covers a few
+hundred pixels of 262 144, and colour-mapping a whole slice per scroll step would cost more
+than drawing the CT itself.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
@@ -16,7 +19,7 @@ from pe_models.inference import SliceResult
 from pe_models.preprocess.lung_crop import CropBox
 from pe_viewer.state import LayerStyle
 
-MASK_LUT = np.array([[0, 0, 0, 0], [255, 48, 48, 255]], dtype=np.uint8)
+MASK_RGBA = (255, 48, 48, 255)
 BOX_COLOR = "#ffd23f"
 CROP_COLOR = "#3fc1ff"
 TRIAGE_COLORS = {"normal": "#3c9a5f", "other_disease": "#c98a1b", "pe": "#c0392b"}
@@ -46,6 +49,49 @@ def bounding_patch(image: np.ndarray) -> tuple[int, int, np.ndarray] | None:
     return int(y0), int(x0), image[y0:y1, x0:x1]
 
 
+@dataclass(frozen=True)
+class Patch:
+    """A colour overlay ready to draw: its pixmap and where its top-left pixel goes (y, x)."""
+
+    y0: int
+    x0: int
+    pixmap: QtGui.QPixmap
+
+
+def rgba_pixmap(rgba: np.ndarray) -> QtGui.QPixmap:
+    """A pixmap of a (h, w, 4) uint8 RGBA image (straight alpha)."""
+    rgba = np.ascontiguousarray(rgba)
+    image = QtGui.QImage(
+        rgba.data,
+        rgba.shape[1],
+        rgba.shape[0],
+        rgba.strides[0],
+        QtGui.QImage.Format.Format_RGBA8888,
+    )
+    return QtGui.QPixmap.fromImage(image)  # copies: the array may go
+
+
+def mask_patch(mask: np.ndarray | None) -> Patch | None:
+    """The red pixmap of a (y, x) 0/1 mask's bounding box, or None when it is empty."""
+    found = None if mask is None else bounding_patch(mask)
+    if found is None:
+        return None
+    y0, x0, values = found
+    rgba = np.zeros((*values.shape, 4), np.uint8)
+    rgba[values.astype(bool)] = MASK_RGBA
+    return Patch(y0, x0, rgba_pixmap(rgba))
+
+
+def heatmap_patch(heatmap: np.ndarray | None, lut: np.ndarray) -> Patch | None:
+    """The colour-mapped pixmap of a (y, x) heatmap in [0, 1], cut to its non-zero box."""
+    found = None if heatmap is None else bounding_patch(heatmap)
+    if found is None:
+        return None
+    y0, x0, values = found
+    index = np.clip(values * (len(lut) - 1), 0, len(lut) - 1).astype(np.intp)
+    return Patch(y0, x0, rgba_pixmap(lut[index]))
+
+
 def triage_text(result: SliceResult | None, score_source: str | None) -> tuple[str, str] | None:
     """Badge text and colour for a slice: the triage class, else the slice PE probability."""
     if result is None:
@@ -71,12 +117,10 @@ class SliceOverlays:
     """
 
     def __init__(self, image: pg.ImageItem, view: pg.ViewBox) -> None:
-        self.heatmap = pg.ImageItem(axisOrder="row-major")
-        self.heatmap.setLookupTable(heatmap_lut())
-        self.mask = pg.ImageItem(axisOrder="row-major")
-        self.mask.setLookupTable(MASK_LUT)
+        self.heatmap_lut = heatmap_lut()
+        self.heatmap = QtWidgets.QGraphicsPixmapItem(image)
+        self.mask = QtWidgets.QGraphicsPixmapItem(image)
         for z, item in enumerate((self.heatmap, self.mask), start=1):
-            item.setParentItem(image)
             item.setZValue(z)
         box_pen = QtGui.QPen(QtGui.QColor(BOX_COLOR), 2)
         box_pen.setCosmetic(True)  # 2 screen pixels at any zoom
@@ -92,6 +136,8 @@ class SliceOverlays:
         self.crop.setZValue(4)
         self.badge = pg.TextItem(anchor=(1, 0), border=None)
         self.badge.setParentItem(view)
+        self.badge.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self._badge_html = ""
         self._view = view
         self.clear()
 
@@ -100,29 +146,25 @@ class SliceOverlays:
         for item in (self.heatmap, self.mask, self.boxes, self.crop, self.badge, *self._labels):
             item.hide()
 
-    def show_mask(self, mask: np.ndarray | None, style: LayerStyle) -> None:
-        """Draw a (y, x) uint8 0/1 mask in red."""
-        patch = bounding_patch(mask) if style.visible and mask is not None else None
-        if patch is None:
-            self.mask.hide()
+    @staticmethod
+    def _show_patch(
+        item: QtWidgets.QGraphicsPixmapItem, patch: Patch | None, style: LayerStyle
+    ) -> None:
+        if not style.visible or patch is None:
+            item.hide()
             return
-        y0, x0, values = patch
-        self.mask.setImage(values, levels=(0, 1), autoLevels=False)
-        self.mask.setPos(x0, y0)
-        self.mask.setOpacity(style.opacity)
-        self.mask.show()
+        item.setPixmap(patch.pixmap)
+        item.setPos(patch.x0, patch.y0)
+        item.setOpacity(style.opacity)
+        item.show()
 
-    def show_heatmap(self, heatmap: np.ndarray | None, style: LayerStyle) -> None:
-        """Draw a (y, x) float heatmap in [0, 1] (zero outside the model's crop)."""
-        patch = bounding_patch(heatmap) if style.visible and heatmap is not None else None
-        if patch is None:
-            self.heatmap.hide()
-            return
-        y0, x0, values = patch
-        self.heatmap.setImage(values, levels=(0.0, 1.0), autoLevels=False)
-        self.heatmap.setPos(x0, y0)
-        self.heatmap.setOpacity(style.opacity)
-        self.heatmap.show()
+    def show_mask(self, patch: Patch | None, style: LayerStyle) -> None:
+        """Draw a mask patch (see :func:`mask_patch`)."""
+        self._show_patch(self.mask, patch, style)
+
+    def show_heatmap(self, patch: Patch | None, style: LayerStyle) -> None:
+        """Draw a heatmap patch (see :func:`heatmap_patch`)."""
+        self._show_patch(self.heatmap, patch, style)
 
     def show_boxes(self, boxes: np.ndarray | None, style: LayerStyle) -> None:
         """Draw (N, 5) boxes (x0, y0, x1, y1, score) in image pixels with their scores."""
@@ -165,10 +207,13 @@ class SliceOverlays:
             self.badge.hide()
             return
         label, color = text
-        self.badge.setHtml(
+        html = (
             f'<div style="background-color:{color}; color:white; font-weight:600; '
             f'padding:3px 6px;">&nbsp;{label}&nbsp;</div>'
         )
+        if html != self._badge_html:  # laying out rich text costs more than drawing it
+            self.badge.setHtml(html)
+            self._badge_html = html
         self.badge.setOpacity(style.opacity)
         self.badge.setPos(self._view.boundingRect().width() - 6, 6)
         self.badge.show()

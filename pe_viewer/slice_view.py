@@ -8,7 +8,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from pe_models.preprocess.windows import WindowPreset
 from pe_models.volume import Volume
-from pe_viewer.overlays import SliceOverlays, triage_text
+from pe_viewer.overlays import Patch, SliceOverlays, heatmap_patch, mask_patch, triage_text
 from pe_viewer.state import HeatmapKey, ViewerState
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
@@ -66,6 +66,8 @@ class SliceViewWidget(QtWidgets.QWidget):
         super().__init__(parent)
         self.state = state
         self.score_source: str | None = None  # which model scores slices (badge text)
+        self._mask_patches: dict[int, Patch | None] = {}
+        self._heatmap_patches: dict[HeatmapKey, Patch | None] = {}
         self._drag_origin: QtCore.QPointF | None = None
         self._drag_levels = state.levels
 
@@ -83,6 +85,8 @@ class SliceViewWidget(QtWidgets.QWidget):
         self._info = pg.TextItem(color="#d0d0d0", anchor=(0, 0))
         for item in (*self._letters.values(), self._info):
             item.setParentItem(self._view)  # stays put while the image pans and zooms
+        for letter in self._letters.values():  # drawn from a cached pixmap: they rarely change
+            letter.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
         self._slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Vertical)
         self._slider.setInvertedAppearance(True)  # superior at the top
@@ -138,6 +142,8 @@ class SliceViewWidget(QtWidgets.QWidget):
 
     def _on_volume_changed(self, volume: Volume | None) -> None:
         self.overlays.clear()
+        self._mask_patches = {}
+        self._heatmap_patches = {}
         if volume is None:
             self._image.clear()
             return
@@ -173,10 +179,15 @@ class SliceViewWidget(QtWidgets.QWidget):
         self._update_info()
 
     def _on_results_added(self, indices: tuple[int, ...]) -> None:
+        for z in indices:  # colour them now, not while the reader scrolls
+            self._mask_patches[z] = mask_patch(self.state.results[z].mask)
         if self.state.z in indices:
             self.draw_overlays()
 
     def _on_heatmap_added(self, key: HeatmapKey) -> None:
+        self._heatmap_patches[key] = heatmap_patch(
+            self.state.heatmaps[key], self.overlays.heatmap_lut
+        )
         if key == self.state.heatmap_key():
             self.draw_overlays()
 
@@ -186,10 +197,10 @@ class SliceViewWidget(QtWidgets.QWidget):
         result = state.results.get(state.z)
         styles = state.styles
         key = state.heatmap_key()
-        self.overlays.show_mask(None if result is None else result.mask, styles["mask"])
+        self.overlays.show_mask(self._mask_patches.get(state.z), styles["mask"])
         self.overlays.show_boxes(None if result is None else result.boxes, styles["boxes"])
         self.overlays.show_heatmap(
-            None if key is None else state.heatmaps.get(key), styles["heatmap"]
+            None if key is None else self._heatmap_patches.get(key), styles["heatmap"]
         )
         self.overlays.show_crop(
             None if result is None else result.crop, styles["model_view"].visible
