@@ -1,0 +1,91 @@
+"""The evented viewer state and the overlay helpers, without a window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pe_models.inference import SliceResult
+from pe_models.preprocess.lung_crop import CropBox
+from pe_models.volume import Volume
+from pe_viewer.overlays import bounding_patch, heatmap_lut, heatmap_patch, mask_patch, triage_text
+from pe_viewer.state import HeatmapKey, ViewerState
+
+
+def _volume(z: int = 5) -> Volume:
+    return Volume(np.zeros((z, 8, 8), np.int16), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+
+
+def _result(z: int, p: float | None, triage: dict[str, float] | None = None) -> SliceResult:
+    return SliceResult(z, p, triage, np.zeros((0, 5)), None, CropBox(0, 8, 0, 8))
+
+
+def test_state_clamps_slices_and_forgets_results_of_the_previous_study(qtbot) -> None:
+    state = ViewerState()
+    with qtbot.waitSignal(state.slice_changed) as blocker:
+        state.set_volume(_volume())
+    assert blocker.args == [2]
+    state.set_slice(99)
+    assert state.z == 4
+    state.set_slice(-3)
+    assert state.z == 0
+    with qtbot.waitSignal(state.results_added) as blocker:
+        state.add_results([_result(1, 0.9), _result(3, None)])
+    assert blocker.args == [(1, 3)]
+    np.testing.assert_array_equal(state.pe_probabilities(), [np.nan, 0.9, np.nan, np.nan, np.nan])
+    state.set_cam(target="classification")
+    state.add_heatmap(HeatmapKey(0, "classification", "gradcam"), np.ones((8, 8)))
+    assert state.heatmap_key() in state.heatmaps
+    state.set_volume(_volume(3))
+    assert state.results == {}
+    assert state.heatmaps == {}
+    assert state.z == 1
+
+
+def test_state_clamps_window_and_opacity(qtbot) -> None:
+    state = ViewerState()
+    state.set_levels(100, 50)
+    assert state.levels == (100.0, 101.0)
+    with qtbot.waitSignal(state.layer_changed) as blocker:
+        state.set_style("mask", opacity=3.0)
+    assert blocker.args == ["mask"]
+    assert state.styles["mask"].opacity == 1.0
+
+
+def test_bounding_patch_holds_every_nonzero_pixel() -> None:
+    image = np.zeros((10, 12), np.uint8)
+    image[2, 3] = image[6, 9] = 1
+    y0, x0, patch = bounding_patch(image)
+    assert (y0, x0, patch.shape) == (2, 3, (5, 7))
+    assert patch.sum() == 2
+    assert bounding_patch(np.zeros((4, 4))) is None
+
+
+def test_patches_colour_masks_and_heatmaps(qtbot) -> None:
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:6, 5:9] = 1
+    patch = mask_patch(mask)
+    assert (patch.y0, patch.x0) == (4, 5)
+    assert (patch.pixmap.width(), patch.pixmap.height()) == (4, 2)
+    assert mask_patch(np.zeros((4, 4), np.uint8)) is None
+    heatmap = np.zeros((16, 16), np.float32)
+    heatmap[8, 8] = 1.0
+    heatmap[8, 9] = 0.1
+    hot = heatmap_patch(heatmap, heatmap_lut()).pixmap.toImage()
+    assert hot.pixelColor(0, 0).alpha() == 255  # the strongest evidence is opaque
+    assert hot.pixelColor(1, 0).alpha() < 60  # weak evidence fades out
+
+
+@pytest.mark.parametrize(
+    ("result", "source", "expected"),
+    [
+        (_result(0, 0.8, {"normal": 0.1, "other_disease": 0.2, "pe": 0.7}), None, "PE 70%"),
+        (_result(0, 0.1, {"normal": 0.9, "other_disease": 0.05, "pe": 0.05}), None, "Normal 90%"),
+        (_result(0, 0.93, None), "segmentation", "PE 93% (segmentation)"),
+        (_result(0, None, None), None, None),
+        (None, None, None),
+    ],
+)
+def test_triage_badge_text(result, source, expected) -> None:
+    text = triage_text(result, source)
+    assert (text[0] if text else None) == expected
