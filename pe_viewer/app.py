@@ -8,36 +8,16 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from pe_models.demo import demo_study_path
 from pe_models.inference import Pipeline, StudyResult, default_bundle_paths
 from pe_viewer.main_window import MainWindow
 from pe_viewer.state import LAYERS
+from pe_viewer.theme import apply_dark_theme
 
 SETTLE_MS = 250  # lets debounced panels (model input, Grad-CAM requests) catch up
 SCREENSHOT_TIMEOUT_MS = 300_000  # loading plus the models on every slice, on CPU
-
-
-def dark_palette() -> QtGui.QPalette:
-    """A dark palette suited to reading CT in a dim room."""
-    palette = QtGui.QPalette()
-    role, color = QtGui.QPalette.ColorRole, QtGui.QColor
-    for key, value in {
-        role.Window: "#1e1f22",
-        role.WindowText: "#d8d8d8",
-        role.Base: "#141517",
-        role.AlternateBase: "#202124",
-        role.Text: "#d8d8d8",
-        role.Button: "#2a2b2f",
-        role.ButtonText: "#d8d8d8",
-        role.Highlight: "#3d6fb4",
-        role.HighlightedText: "#ffffff",
-        role.ToolTipBase: "#2a2b2f",
-        role.ToolTipText: "#d8d8d8",
-    }.items():
-        palette.setColor(key, color(value))
-    return palette
 
 
 def bundles_in(folder: Path) -> Pipeline:
@@ -119,8 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = existing if isinstance(existing, QtWidgets.QApplication) else None
     app = app or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("PE Viewer")
-    app.setStyle("Fusion")
-    app.setPalette(dark_palette())
+    apply_dark_theme(app)
     factory = Pipeline.load_default
     if args.bundles is not None:
         factory = partial(bundles_in, args.bundles)

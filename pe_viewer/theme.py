@@ -1,0 +1,39 @@
+"""The dark theme: a Fusion palette for a dim reading room plus a small style sheet."""
+
+from __future__ import annotations
+
+from PySide6 import QtGui, QtWidgets
+
+from pe_models.resources import resources_dir
+
+COLORS = {
+    "Window": "#1e1f22",
+    "WindowText": "#d8d8d8",
+    "Base": "#141517",
+    "AlternateBase": "#202124",
+    "Text": "#d8d8d8",
+    "Button": "#2a2b2f",
+    "ButtonText": "#d8d8d8",
+    "Highlight": "#3d6fb4",
+    "HighlightedText": "#ffffff",
+    "ToolTipBase": "#2a2b2f",
+    "ToolTipText": "#d8d8d8",
+    "PlaceholderText": "#808080",
+}
+
+
+def dark_palette() -> QtGui.QPalette:
+    """A dark palette suited to reading CT in a dim room."""
+    palette = QtGui.QPalette()
+    for role, color in COLORS.items():
+        palette.setColor(getattr(QtGui.QPalette.ColorRole, role), QtGui.QColor(color))
+    return palette
+
+
+def apply_dark_theme(app: QtWidgets.QApplication) -> None:
+    """Fusion style, the dark palette and ``resources/theme/dark.qss``."""
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    sheet = resources_dir() / "theme" / "dark.qss"
+    if sheet.is_file():
+        app.setStyleSheet(sheet.read_text(encoding="utf-8"))
