@@ -52,6 +52,13 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         choices=list(LAYERS),
         help="turn an overlay layer on for this run (repeatable), e.g. --show heatmap",
     )
+    parser.add_argument(
+        "--hide",
+        action="append",
+        default=[],
+        choices=list(LAYERS),
+        help="turn an overlay layer off for this run (repeatable)",
+    )
     return parser.parse_args(argv)
 
 
@@ -106,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow(interactive=not args.screenshot, pipeline_factory=factory)
     for layer in args.show:
         window.state.set_style(layer, visible=True)
+    for layer in args.hide:
+        window.state.set_style(layer, visible=False)
     window.show()
     path = demo_study_path() if args.demo else args.path
     if args.screenshot:

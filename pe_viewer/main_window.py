@@ -94,7 +94,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 "Findings", self.findings, QtCore.Qt.DockWidgetArea.RightDockWidgetArea
             ),
             "layers": self._dock(
-                "Layers", self.layers, QtCore.Qt.DockWidgetArea.RightDockWidgetArea
+                "Layers", self.layers, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea
             ),
             "model_view": self._dock(
                 "What the model saw", self.model_view, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea
@@ -128,6 +128,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self._heatmap_timer.timeout.connect(self.request_heatmap)
         self.state.slice_changed.connect(self._on_slice_changed)
         self.state.layer_changed.connect(self._on_layer_changed)
+        # Side panels run the full height; the z-plot is a strip under the image only.
+        corner, area = QtCore.Qt.Corner, QtCore.Qt.DockWidgetArea
+        self.setCorner(corner.BottomLeftCorner, area.LeftDockWidgetArea)
+        self.setCorner(corner.BottomRightCorner, area.RightDockWidgetArea)
+        self.resizeDocks(
+            [self.docks["layers"], self.docks["findings"]],
+            [300, 330],
+            QtCore.Qt.Orientation.Horizontal,
+        )
         self.docks["model_view"].hide()  # shown with its layer, "What the model saw"
         if interactive:  # headless screenshots look the same on every machine
             self._restore_settings()

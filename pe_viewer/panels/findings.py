@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
@@ -72,7 +74,11 @@ class FindingsPanel(QtWidgets.QWidget):
         if models is None:
             self.cards.setMarkdown(problem or "")
         else:
-            cards = "\n\n---\n\n".join(models.cards.values())
+            # Card titles become small headings: the panel is narrow.
+            cards = "\n\n---\n\n".join(
+                re.sub(r"^#{1,3} ", "#### ", card, flags=re.MULTILINE)
+                for card in models.cards.values()
+            )
             source = SCORE_SOURCES.get(models.score_source or "", "none")
             self.cards.setMarkdown(
                 f"**Device:** {models.device}  \n**Slice PE score:** {source}  \n"

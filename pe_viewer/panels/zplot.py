@@ -34,6 +34,7 @@ class ZPlotWidget(pg.PlotWidget):
         self.addItem(self.threshold_line)
         self.addItem(self.marker)
         self.setMinimumHeight(110)
+        self.setMaximumHeight(220)
         self.marker.sigPositionChanged.connect(self._on_marker_dragged)
         self.scene().sigMouseClicked.connect(self._on_clicked)
         state.volume_changed.connect(self._on_volume_changed)
