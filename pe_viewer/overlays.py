@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from pe_models.inference import SliceResult
 from pe_models.preprocess.lung_crop import CropBox
+from pe_viewer.pixmaps import to_pixmap
 from pe_viewer.state import LayerStyle
 
 MASK_RGBA = (255, 48, 48, 255)
@@ -58,19 +59,6 @@ class Patch:
     pixmap: QtGui.QPixmap
 
 
-def rgba_pixmap(rgba: np.ndarray) -> QtGui.QPixmap:
-    """A pixmap of a (h, w, 4) uint8 RGBA image (straight alpha)."""
-    rgba = np.ascontiguousarray(rgba)
-    image = QtGui.QImage(
-        rgba.data,
-        rgba.shape[1],
-        rgba.shape[0],
-        rgba.strides[0],
-        QtGui.QImage.Format.Format_RGBA8888,
-    )
-    return QtGui.QPixmap.fromImage(image)  # copies: the array may go
-
-
 def mask_patch(mask: np.ndarray | None) -> Patch | None:
     """The red pixmap of a (y, x) 0/1 mask's bounding box, or None when it is empty."""
     found = None if mask is None else bounding_patch(mask)
@@ -79,7 +67,7 @@ def mask_patch(mask: np.ndarray | None) -> Patch | None:
     y0, x0, values = found
     rgba = np.zeros((*values.shape, 4), np.uint8)
     rgba[values.astype(bool)] = MASK_RGBA
-    return Patch(y0, x0, rgba_pixmap(rgba))
+    return Patch(y0, x0, to_pixmap(rgba))
 
 
 def heatmap_patch(heatmap: np.ndarray | None, lut: np.ndarray) -> Patch | None:
@@ -89,7 +77,7 @@ def heatmap_patch(heatmap: np.ndarray | None, lut: np.ndarray) -> Patch | None:
         return None
     y0, x0, values = found
     index = np.clip(values * (len(lut) - 1), 0, len(lut) - 1).astype(np.intp)
-    return Patch(y0, x0, rgba_pixmap(lut[index]))
+    return Patch(y0, x0, to_pixmap(lut[index]))
 
 
 def triage_text(result: SliceResult | None, score_source: str | None) -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ DEBOUNCE_MS = 60  # while scrolling fast, only the slice the reader stops on is 
 
 
 class ModelViewPanel(QtWidgets.QWidget):
-    """The model input of the current slice, one grey image per input window, side by side.
+    """The model input of the current slice: one grey image per input window, in a row or column.
 
     It follows the Grad-CAM target (else the first model) and works only while its layer
     ("What the model saw") is visible: preparing an input runs the lung crop.
@@ -72,7 +72,8 @@ class ModelViewPanel(QtWidgets.QWidget):
         config = self.models.configs[task]
         self.view = model_view(volume, self.state.z, config)
         crop = self.view.crop
-        tiles = np.concatenate(list(self.view.channels), axis=1)
+        tall = self._graphics.height() >= self._graphics.width()
+        tiles = np.concatenate(list(self.view.channels), axis=0 if tall else 1)
         self._image.setImage(tiles, levels=(0.0, 1.0), autoLevels=False)
         self._box.autoRange(padding=0.01)
         self.caption.setText(

@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from pe_models.io import SeriesInfo, StudyReadError
 from pe_models.io.decode import decode_hu
 from pe_models.preprocess.windows import apply_window
+from pe_viewer.pixmaps import to_pixmap
 
 THUMBNAIL_PX = 96
 COLUMNS = ("", "Series", "Description", "Images", "Orientation", "Contrast", "Problem")
@@ -24,15 +25,7 @@ def thumbnail(series: SeriesInfo) -> QtGui.QPixmap | None:
         grey = (apply_window(decode_hu(header), "mediastinal") * 255).astype(np.uint8)
     except (StudyReadError, OSError, ValueError):
         return None
-    grey = np.ascontiguousarray(grey)
-    image = QtGui.QImage(
-        grey.data,
-        grey.shape[1],
-        grey.shape[0],
-        grey.strides[0],
-        QtGui.QImage.Format.Format_Grayscale8,
-    )
-    return QtGui.QPixmap.fromImage(image.copy()).scaled(
+    return to_pixmap(grey).scaled(
         THUMBNAIL_PX,
         THUMBNAIL_PX,
         QtCore.Qt.AspectRatioMode.KeepAspectRatio,
