@@ -55,7 +55,8 @@ class BundleConfig:
     input_size
         Side of the square model input in pixels.
     crop
-        ``"dynamic"`` (seed 2's lung crop), ``"fixed"`` (its central crop) or ``"none"``.
+        ``"dynamic"`` (seed 2's lung crop), ``"thorax"`` (the lung crop grown to the inside of
+        the chest wall), ``"fixed"`` (seed 2's central crop) or ``"none"``.
     class_names
         Names of the outputs (for detection: without the background).
     threshold

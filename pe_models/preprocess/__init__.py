@@ -6,6 +6,7 @@ from pe_models.preprocess.lung_crop import (
     fixed_center_crop,
     lung_air_mask,
     study_lung_crop,
+    thorax_crop,
 )
 from pe_models.preprocess.stack import WINDOW_STACKS, WindowStack
 from pe_models.preprocess.windows import WindowPreset, apply_window, get_preset, window_presets
@@ -21,5 +22,6 @@ __all__ = [
     "get_preset",
     "lung_air_mask",
     "study_lung_crop",
+    "thorax_crop",
     "window_presets",
 ]

@@ -1,15 +1,16 @@
-"""Lung cropping: seed 2's dynamic lung crop with its fixed central crop as the fallback.
+"""Lung cropping: seed 2's dynamic lung crop (fixed central crop as fallback) and a thorax crop.
 
 Seed 2 binarises the slice so that the lungs become "two huge black spaces in the middle",
 crops their bounding box and fills the original pixels back in. Here the black spaces are the
 air regions (< -400 HU) that do not touch the image border (outside air) and lie inside the
-body; the box is padded by a margin so pleura, effusions and dense consolidation at the lung
-edge stay in view.
+body; the box is padded by a margin so pleura and thin effusions at the lung edge stay in view.
+Large dense regions (consolidation, collapse, big effusions) are not air and fall outside it:
+the thorax crop grows the box to the inside of the chest wall so they stay in view.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -34,6 +35,9 @@ ANALYSIS_PIXEL_MM = 2.0
 
 DEFAULT_MARGIN_MM = 10.0
 """Padding added around the lungs' bounding box."""
+
+CHEST_WALL_MM = 15.0
+"""Thickness the thorax crop takes off each side of the body's box."""
 
 FIXED_CROP_HW_AT_512 = (180, 300)
 """Seed 2's fixed central crop, (height, width) in pixels of a 512 × 512 slice."""
@@ -154,9 +158,7 @@ def lung_air_mask(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float]) -
         bool (y, x); empty when no region reaches ``MIN_LUNG_AREA_MM2``.
     """
     pixel_area = pixel_spacing_mm[0] * pixel_spacing_mm[1]
-    opening_px = max(1, round(BODY_OPENING_MM / min(pixel_spacing_mm)))
-    tissue = ndimage.binary_opening(hu_slice > BODY_MIN_HU, iterations=opening_px)
-    body = ndimage.binary_fill_holes(largest_component(tissue))
+    body = body_mask(hu_slice, pixel_spacing_mm)
     air = hu_slice < LUNG_AIR_MAX_HU
     labels, count = ndimage.label(air)
     if count == 0:
@@ -171,6 +173,13 @@ def lung_air_mask(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float]) -
         return np.zeros_like(air)
     keep = np.flatnonzero(areas >= SECONDARY_AREA_FRACTION * largest) + 1
     return np.isin(labels, keep)
+
+
+def body_mask(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float]) -> np.ndarray:
+    """The patient's body on a (y, x) HU slice, holes filled, table and cushions detached."""
+    opening_px = max(1, round(BODY_OPENING_MM / min(pixel_spacing_mm)))
+    tissue = ndimage.binary_opening(hu_slice > BODY_MIN_HU, iterations=opening_px)
+    return ndimage.binary_fill_holes(largest_component(tissue))
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -221,6 +230,58 @@ def dynamic_lung_crop(
         max(0, int(columns[0]) - pad_x),
         min(width, int(columns[-1]) + stride + pad_x),
     )
+
+
+def thorax_crop(
+    hu_slice: np.ndarray,
+    pixel_spacing_mm: tuple[float, float],
+    *,
+    chest_wall_mm: float = CHEST_WALL_MM,
+    margin_mm: float = DEFAULT_MARGIN_MM,
+) -> CropBox:
+    """The lung box grown to the inside of the chest wall, so non-aerated lung stays in view.
+
+    The dynamic lung crop boxes *aerated* lung; where the dependent lung is consolidated,
+    collapsed or under an effusion (infarcts among them) that box ends at the last aerated
+    row and cuts off clots lying in the dense lung. This crop is the union of that box and the
+    body's box shrunk by ``chest_wall_mm`` on every side.
+
+    Parameters
+    ----------
+    hu_slice
+        (y, x) HU.
+    pixel_spacing_mm
+        (row, column) pixel size in mm.
+    chest_wall_mm
+        Thickness taken off the body's box on each side (skin, fat, muscle, ribs).
+    margin_mm
+        Padding around the aerated lungs' box.
+
+    Returns
+    -------
+    CropBox
+        ``method="thorax"``; seed 2's fixed crop when no body is found.
+    """
+    lungs = dynamic_lung_crop(hu_slice, pixel_spacing_mm, margin_mm=margin_mm)
+    stride = max(1, int(ANALYSIS_PIXEL_MM // min(pixel_spacing_mm)))
+    coarse_spacing = (pixel_spacing_mm[0] * stride, pixel_spacing_mm[1] * stride)
+    body = body_mask(hu_slice[::stride, ::stride], coarse_spacing)
+    if not body.any():
+        return lungs
+    rows = np.flatnonzero(body.any(axis=1)) * stride
+    columns = np.flatnonzero(body.any(axis=0)) * stride
+    wall_y = round(chest_wall_mm / pixel_spacing_mm[0])
+    wall_x = round(chest_wall_mm / pixel_spacing_mm[1])
+    inner = CropBox(
+        int(rows[0]) + wall_y,
+        int(rows[-1]) + stride - wall_y,
+        int(columns[0]) + wall_x,
+        int(columns[-1]) + stride - wall_x,
+    )
+    if inner.y1 <= inner.y0 or inner.x1 <= inner.x0:  # a body thinner than two chest walls
+        return lungs
+    box = inner if lungs.method == "fixed" else lungs.union(inner)  # no lungs: the body's box
+    return replace(box, method="thorax")
 
 
 def study_lung_crop(

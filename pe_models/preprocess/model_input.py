@@ -8,16 +8,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the universal spelling
 
-from pe_models.preprocess.lung_crop import CropBox, dynamic_lung_crop, fixed_center_crop
+from pe_models.preprocess.lung_crop import (
+    CropBox,
+    dynamic_lung_crop,
+    fixed_center_crop,
+    thorax_crop,
+)
 from pe_models.preprocess.stack import WindowStack
 
-CROP_MODES = ("dynamic", "fixed", "none")
+CROP_MODES = ("dynamic", "thorax", "fixed", "none")
 
 
 def crop_box(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float], mode: str) -> CropBox:
-    """The crop of one (y, x) slice for ``mode`` (``dynamic``, ``fixed`` or ``none``)."""
+    """The crop of one (y, x) slice for ``mode`` (``dynamic``, ``thorax``, ``fixed``, ``none``)."""
     if mode == "dynamic":
         return dynamic_lung_crop(hu_slice, pixel_spacing_mm)
+    if mode == "thorax":
+        return thorax_crop(hu_slice, pixel_spacing_mm)
     if mode == "fixed":
         return fixed_center_crop(hu_slice.shape)
     if mode == "none":

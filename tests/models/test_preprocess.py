@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pe_models.data.phantoms import phantom_records
 from pe_models.preprocess import (
     CropBox,
     WindowStack,
@@ -13,8 +14,10 @@ from pe_models.preprocess import (
     fixed_center_crop,
     get_preset,
     study_lung_crop,
+    thorax_crop,
     window_presets,
 )
+from pe_models.preprocess.model_input import crop_box
 
 
 def test_fixed_presets_have_the_design_values() -> None:
@@ -84,6 +87,35 @@ def test_crop_falls_back_to_the_fixed_central_crop_without_lungs() -> None:
     assert box == fixed_center_crop((256, 256))
     assert box.method == "fixed"
     assert fixed_center_crop((512, 512)) == CropBox(166, 346, 106, 406, "fixed")
+
+
+def test_thorax_crop_keeps_dense_dependent_lung_that_the_lung_crop_cuts_off() -> None:
+    hu = _chest()
+    y = np.mgrid[:256, :256][0]
+    hu[(hu == -850) & (y > 140)] = 30  # both posterior (dependent) lungs consolidated
+    hu[150:154, 180:184] = 50  # a clot lying in it
+    lungs = dynamic_lung_crop(hu, (1.0, 1.0), margin_mm=5)
+    thorax = thorax_crop(hu, (1.0, 1.0), chest_wall_mm=10, margin_mm=5)
+    assert lungs.y1 < 150  # the clot is outside seed 2's crop
+    assert thorax.method == "thorax"
+    assert thorax.y0 <= 150 < 154 <= thorax.y1
+    assert (thorax.y1, thorax.x0, thorax.x1) == pytest.approx((190, 28, 228), abs=3)  # body - wall
+    assert thorax.y1 < 215  # the table stays out
+    assert crop_box(hu, (1.0, 1.0), "thorax") == thorax_crop(hu, (1.0, 1.0))
+
+
+@pytest.mark.slow
+def test_thorax_crop_holds_every_clot_of_a_phantom_with_consolidated_lung() -> None:
+    study = phantom_records([5004], "mix")[0].load()  # PE and a consolidated left lower lobe
+    spacing = study.volume.spacing[1:]
+    missed = {"dynamic": 0, "thorax": 0}
+    for z in np.flatnonzero(study.pe_mask.any(axis=(1, 2))):
+        for mode in missed:
+            crop = crop_box(study.volume.hu[z], spacing, mode)
+            inside = crop.apply(study.pe_mask[z]).sum()
+            missed[mode] += int(inside < study.pe_mask[z].sum())
+    assert missed["thorax"] == 0
+    assert missed["dynamic"] > 50  # of 135 PE slices: the reason the thorax crop exists
 
 
 def test_study_crop_is_the_union_of_slice_crops() -> None:
