@@ -194,3 +194,19 @@ def test_preferences_are_remembered(qtbot, window, series, settings, monkeypatch
     assert again.recent_paths() == [str(series[0])]
     again.recent_menu.aboutToShow.emit()
     assert [a.text() for a in again.recent_menu.actions()] == [str(series[0])]
+
+
+def test_dropping_a_folder_opens_it(qtbot, window, series) -> None:
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(series[0]))])
+    position = QtCore.QPointF(window.width() / 2, window.height() / 2)
+    drop = QtGui.QDropEvent(
+        position,
+        QtCore.Qt.DropAction.CopyAction,
+        mime,
+        QtCore.Qt.MouseButton.LeftButton,
+        QtCore.Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(window.volume_loaded, timeout=LOAD_TIMEOUT_MS) as blocker:
+        window.dropEvent(drop)
+    assert blocker.args[0].shape == (9, 48, 64)
