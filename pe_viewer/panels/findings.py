@@ -12,6 +12,8 @@ from pe_viewer.overlays import TRIAGE_COLORS, TRIAGE_NAMES
 from pe_viewer.state import ViewerState
 from pe_viewer.worker import ModelsInfo
 
+NOT_ASSESSABLE_COLOR = "#5a5d63"
+
 SCORE_SOURCES = {
     "classification": "slice classifier",
     "triage": "triage stage 1 × stage 2",
@@ -108,13 +110,19 @@ class FindingsPanel(QtWidgets.QWidget):
         self._fill_slices()
 
     def _show_study(self, study: StudyResult) -> None:
-        name = TRIAGE_NAMES[study.triage]
-        self.decision.setText(f"{name} — study P(PE) {study.pe_probability:.0%}")
+        if study.contrast.adequate:
+            title = f"{TRIAGE_NAMES[study.triage]} — study P(PE) {study.pe_probability:.0%}"
+            color = TRIAGE_COLORS[study.triage]
+            lines = []
+        else:  # the models' PE output means nothing without opacified pulmonary arteries
+            title, color = "PE not assessable: no arterial contrast", NOT_ASSESSABLE_COLOR
+            lines = [f"Model P(PE) {study.pe_probability:.0%}, not meaningful without contrast"]
+        self.decision.setText(title)
         self.decision.setStyleSheet(
-            f"background-color: {TRIAGE_COLORS[study.triage]}; color: white; "
+            f"background-color: {color}; color: white; "
             "font-weight: 600; font-size: 14pt; padding: 6px;"
         )
-        lines = [f"{len(study.positive_slices)} positive slices of {len(study.slices)}"]
+        lines.append(f"{len(study.positive_slices)} positive slices of {len(study.slices)}")
         if study.clot_volume_ml is not None:
             lines.append(f"Clot volume (U-Net mask): {study.clot_volume_ml:.2f} mL")
         lines.append(f"Contrast: mediastinal blood p90 {study.contrast.p90_hu:.0f} HU")

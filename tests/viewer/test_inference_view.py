@@ -216,3 +216,17 @@ def test_a_model_grad_cam_cannot_explain_is_reported_once(
     oracle_window.worker.wait()
     qtbot.wait(50)
     assert len(failures) == 1
+
+
+def test_a_study_without_contrast_is_not_assessable_for_pe(qtbot, oracle_window, tmp_path) -> None:
+    from pe_models.synth.phantom import generate_phantom
+    from pe_models.synth.writers import write_study
+
+    write_study(generate_phantom(4, "pe", "test", contrast=False), tmp_path / "plain")
+    study = _open_and_run(qtbot, oracle_window, tmp_path / "plain" / "dicom")
+    assert not study.contrast.adequate
+    assert study.triage != "pe"
+    findings = oracle_window.findings
+    assert findings.decision.text() == "PE not assessable: no arterial contrast"
+    assert "no pulmonary arterial contrast" in findings.warning.text()
+    assert findings.warning.isVisible()
