@@ -267,15 +267,14 @@ class MainWindow(QtWidgets.QMainWindow):
     def open_path(self, path: str | Path, series_uid: str | None = None) -> None:
         """Load a DICOM folder, DICOMDIR, DICOM file or NIfTI/NRRD/MHA file in the background.
 
-        Whatever was loading, or running on the previous study, is cancelled.
+        Whatever was loading is cancelled; the models on the study shown stop once the new
+        one has loaded (if it fails to load, the study shown keeps its results coming).
         """
         self._path = Path(path)
         if self._interactive:
             self._settings.setValue(
                 "last_folder", str(self._path.parent if self._path.is_file() else self._path)
             )
-        self.worker.cancel()
-        self._inference_progress.hide()
         self.statusBar().showMessage(f"Loading {self._path} …")
         self._load_progress.setValue(0)
         self._load_progress.show()

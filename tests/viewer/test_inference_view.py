@@ -230,3 +230,25 @@ def test_a_study_without_contrast_is_not_assessable_for_pe(qtbot, oracle_window,
     assert findings.decision.text() == "PE not assessable: no arterial contrast"
     assert "no pulmonary arterial contrast" in findings.warning.text()
     assert findings.warning.isVisible()
+
+
+def test_a_bad_study_opened_meanwhile_leaves_the_models_running_on_the_shown_one(
+    qtbot, oracle_window, phantom_study, tmp_path, monkeypatch
+) -> None:
+    run_slices = Pipeline.run_slices
+
+    def slowly(self, *args, **kwargs):
+        time.sleep(0.05)
+        return run_slices(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "run_slices", slowly)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with qtbot.waitSignal(oracle_window.worker.results, timeout=MODELS_TIMEOUT_MS):
+        oracle_window.open_path(phantom_study)
+    with qtbot.waitSignals(
+        [oracle_window.load_failed, oracle_window.study_ready], timeout=MODELS_TIMEOUT_MS
+    ):
+        oracle_window.open_path(empty)
+    assert len(oracle_window.state.results) == oracle_window.state.volume.shape[0]
+    assert oracle_window.shown_errors  # the bad folder was reported
