@@ -74,9 +74,13 @@ def _save_screenshot_when_done(
         app.exit(0 if ok and saved else 1)
 
     def on_study(study: StudyResult) -> None:
-        scores = {r.index: r.pe_probability or 0.0 for r in study.slices}
+        # The highest-scoring slice; among equal scores, the one with the most clot.
+        ranks = {
+            r.index: (round(r.pe_probability or 0.0, 3), 0 if r.mask is None else int(r.mask.sum()))
+            for r in study.slices
+        }
         if study.positive_slices:
-            window.state.set_slice(max(study.positive_slices, key=scores.__getitem__))
+            window.state.set_slice(max(study.positive_slices, key=ranks.__getitem__))
         key = window.state.heatmap_key()
         if window.state.styles["heatmap"].visible and key is not None:
             window.state.heatmap_added.connect(lambda added: save(True) if added == key else None)
