@@ -193,6 +193,13 @@ class Pipeline:
         return cls.from_bundles(found, **kwargs)
 
     @property
+    def device_name(self) -> str:
+        """Where the models run, for people: ``CPU``, ``GPU: <name>`` or the device type."""
+        if self.device.type == "cuda":
+            return f"GPU: {torch.cuda.get_device_name(self.device)}"
+        return "CPU" if self.device.type == "cpu" else self.device.type.upper()
+
+    @property
     def tasks(self) -> tuple[str, ...]:
         """Tasks this pipeline runs."""
         return tuple(self.models)

@@ -27,16 +27,6 @@ RECENT_LIMIT = 10
 HEATMAP_DEBOUNCE_MS = 150  # Grad-CAM for the slice the reader stops on, not every slice passed
 
 
-def describe_series(series: SeriesInfo) -> str:
-    """One line for a series chooser."""
-    number = f"#{series.series_number} " if series.series_number is not None else ""
-    problem = f" — cannot load: {series.problem}" if series.problem else ""
-    return (
-        f"{number}{series.description or '(no description)'} — {series.modality}, "
-        f"{series.n_images} images, {series.orientation}, {series.contrast_hint}{problem}"
-    )
-
-
 class MainWindow(QtWidgets.QMainWindow):
     """PE Viewer's window. Studies load, and models run, in the background.
 

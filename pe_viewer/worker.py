@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from PySide6 import QtCore
 
 from pe_models.bundle import BundleConfig
@@ -48,14 +47,8 @@ class ModelsInfo:
     @classmethod
     def of(cls, pipeline: Pipeline) -> ModelsInfo:
         """Describe ``pipeline``."""
-        device = pipeline.device
-        name = "CPU"
-        if device.type == "cuda":
-            name = f"GPU: {torch.cuda.get_device_name(device)}"
-        elif device.type != "cpu":
-            name = device.type.upper()
         return cls(
-            device=name,
+            device=pipeline.device_name,
             configs={t: m.bundle.config for t, m in pipeline.models.items()},
             cards={t: m.bundle.card for t, m in pipeline.models.items()},
             threshold=pipeline.threshold(),

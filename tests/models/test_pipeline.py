@@ -64,6 +64,7 @@ def test_selected_tasks_only(pipeline: Pipeline, phantom: Phantom) -> None:
         is None
     )
     assert pipeline.slice_score_source() == "classification"
+    assert pipeline.device_name == "CPU"
     with pytest.raises(KeyError, match="no model for"):
         pipeline.run(phantom.volume, slices=[24], tasks=["lungmask"])
 
