@@ -70,7 +70,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._settings = settings or QtCore.QSettings("PE Viewer", "PE Viewer")
         self._path: Path | None = None
         self._inference_started = 0.0
-        self.models: ModelsInfo | None = None
 
         self.state = ViewerState(self)
         self.slice_view = SliceViewWidget(self.state)
@@ -316,7 +315,6 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- worker results ------------------------------------------------------------------
     def _on_models_ready(self, models: ModelsInfo) -> None:
-        self.models = models
         self.state.threshold = models.threshold
         self.slice_view.score_source = models.score_source
         self.device_label.setText(f"models on {models.device}")

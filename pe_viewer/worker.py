@@ -177,8 +177,6 @@ class InferenceWorker(QtCore.QObject):
         :class:`HeatmapKey` and why that Grad-CAM could not be made.
     failed(str)
         A message for the user; the viewer stays usable without models.
-    idle()
-        Every job ended (finished, failed or cancelled).
     """
 
     ready = QtCore.Signal(object)
@@ -187,7 +185,6 @@ class InferenceWorker(QtCore.QObject):
     heatmap = QtCore.Signal(object, object)
     heatmap_failed = QtCore.Signal(object, str)
     failed = QtCore.Signal(str)
-    idle = QtCore.Signal()
 
     def __init__(
         self,
@@ -204,18 +201,16 @@ class InferenceWorker(QtCore.QObject):
         self._study_job: _Job | None = None
         self._live: dict[int, _Job] = {}  # keep jobs alive until they report their end
         self.signals = _Signals()
-        self.signals.ready.connect(self._relay(self.ready))
-        self.signals.results.connect(self._on_results)
-        self.signals.study.connect(self._relay(self.study))
-        self.signals.heatmap.connect(self._on_heatmap)
-        self.signals.heatmap_failed.connect(self._on_heatmap_failed)
-        self.signals.failed.connect(self._relay(self.failed))
+        for inner, outer in (
+            (self.signals.ready, self.ready),
+            (self.signals.results, self.results),
+            (self.signals.study, self.study),
+            (self.signals.heatmap, self.heatmap),
+            (self.signals.heatmap_failed, self.heatmap_failed),
+            (self.signals.failed, self.failed),
+        ):
+            inner.connect(self._relay(outer))
         self.signals.ended.connect(self._on_ended)
-
-    @property
-    def busy(self) -> bool:
-        """True while a job is queued or running."""
-        return bool(self._live)
 
     def pipeline(self) -> Pipeline:
         """The pipeline, made on first use (worker thread); raises what the factory raises."""
@@ -262,28 +257,15 @@ class InferenceWorker(QtCore.QObject):
     def _wanted(self, job: int) -> bool:
         return job in self._live and not self._live[job].cancel_event.is_set()
 
-    def _relay(self, signal: QtCore.SignalInstance) -> Callable[[int, object], None]:
-        def relay(job: int, value: object) -> None:
+    def _relay(self, signal: QtCore.SignalInstance) -> Callable[..., None]:
+        """A slot passing a job's values on, without the job id, while the job is wanted."""
+
+        def relay(job: int, *values: object) -> None:
             if self._wanted(job):
-                signal.emit(value)
+                signal.emit(*values)
 
         return relay
 
-    def _on_results(self, job: int, results: object, done: int, total: int) -> None:
-        if self._wanted(job):
-            self.results.emit(results, done, total)
-
-    def _on_heatmap(self, job: int, key: object, heatmap: object) -> None:
-        if self._wanted(job):
-            self.heatmap.emit(key, heatmap)
-
-    def _on_heatmap_failed(self, job: int, key: object, message: str) -> None:
-        if self._wanted(job):
-            self.heatmap_failed.emit(key, message)
-
     def _on_ended(self, job: int) -> None:
-        ended = self._live.pop(job, None)
-        if ended is self._study_job:
+        if self._live.pop(job, None) is self._study_job:
             self._study_job = None
-        if not self._live:
-            self.idle.emit()

@@ -28,7 +28,6 @@ class FindingsPanel(QtWidgets.QWidget):
     def __init__(self, state: ViewerState) -> None:
         super().__init__()
         self.state = state
-        self.models: ModelsInfo | None = None
 
         self.decision = QtWidgets.QLabel("No study open")
         self.decision.setObjectName("decision")
@@ -72,7 +71,6 @@ class FindingsPanel(QtWidgets.QWidget):
 
     def set_models(self, models: ModelsInfo | None, problem: str | None = None) -> None:
         """Show the loaded models' device and cards, or why there are none."""
-        self.models = models
         if models is None:
             self.cards.setMarkdown(problem or "")
         else:
