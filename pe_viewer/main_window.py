@@ -208,13 +208,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def jump_to_finding(self, step: int) -> None:
         """Go to the next (``step`` +1) or previous (-1) slice at or above the threshold."""
-        positive = [
-            z
-            for z, r in sorted(self.state.results.items())
-            if r.pe_probability is not None and r.pe_probability >= self.state.threshold
-        ]
         z = self.state.z
-        ahead = [p for p in positive if (p - z) * step > 0]
+        ahead = [r.index for r in self.state.positive_results() if (r.index - z) * step > 0]
         if ahead:
             self.state.set_slice(min(ahead, key=lambda p: abs(p - z)))
 

@@ -153,6 +153,15 @@ class ViewerState(QtCore.QObject):
             return None
         return HeatmapKey(self.z if z is None else z, self.cam_target, self.cam_method)
 
+    def positive_results(self) -> list[SliceResult]:
+        """Slice results at or above the threshold, highest probability first (then by z)."""
+        positive = [
+            r
+            for r in self.results.values()
+            if r.pe_probability is not None and r.pe_probability >= self.threshold
+        ]
+        return sorted(positive, key=lambda r: (-(r.pe_probability or 0.0), r.index))
+
     def pe_probabilities(self) -> np.ndarray:
         """(z,) slice PE probability, NaN where not (yet) known."""
         n = 0 if self.volume is None else self.volume.shape[0]

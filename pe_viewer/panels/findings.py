@@ -133,17 +133,9 @@ class FindingsPanel(QtWidgets.QWidget):
         if state.study is None:
             self.warning.hide()
         positions = state.volume.slice_positions_mm() if state.volume is not None else np.zeros(0)
-        positive = sorted(
-            (
-                r
-                for r in state.results.values()
-                if r.pe_probability is not None and r.pe_probability >= state.threshold
-            ),
-            key=lambda r: (-(r.pe_probability or 0.0), r.index),
-        )
         self.slices.clear()
         items = []
-        for result in positive:
+        for result in state.positive_results():
             item = QtWidgets.QTreeWidgetItem(
                 [
                     str(result.index + 1),
