@@ -142,7 +142,9 @@ def fixed_center_crop(shape_hw: tuple[int, int]) -> CropBox:
     return CropBox(y0, y0 + height, x0, x0 + width, "fixed")
 
 
-def lung_air_mask(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float]) -> np.ndarray:
+def lung_air_mask(
+    hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float], *, body: np.ndarray | None = None
+) -> np.ndarray:
     """The "black spaces in the middle": air inside the body large enough to be lung.
 
     Parameters
@@ -151,6 +153,8 @@ def lung_air_mask(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float]) -
         (y, x) HU.
     pixel_spacing_mm
         (row, column) pixel size in mm.
+    body
+        The slice's :func:`body_mask`, when the caller already has it.
 
     Returns
     -------
@@ -158,7 +162,8 @@ def lung_air_mask(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float]) -
         bool (y, x); empty when no region reaches ``MIN_LUNG_AREA_MM2``.
     """
     pixel_area = pixel_spacing_mm[0] * pixel_spacing_mm[1]
-    body = body_mask(hu_slice, pixel_spacing_mm)
+    if body is None:
+        body = body_mask(hu_slice, pixel_spacing_mm)
     air = hu_slice < LUNG_AIR_MAX_HU
     labels, count = ndimage.label(air)
     if count == 0:
@@ -214,21 +219,42 @@ def dynamic_lung_crop(
     CropBox
         ``method="dynamic"`` around the lungs, or ``method="fixed"`` (fallback).
     """
-    stride = max(1, int(ANALYSIS_PIXEL_MM // min(pixel_spacing_mm)))
-    coarse_spacing = (pixel_spacing_mm[0] * stride, pixel_spacing_mm[1] * stride)
-    lungs = lung_air_mask(hu_slice[::stride, ::stride], coarse_spacing)
+    coarse, coarse_spacing, stride = _analysis_grid(hu_slice, pixel_spacing_mm)
+    lungs = lung_air_mask(coarse, coarse_spacing)
     if not lungs.any():
         return fixed_center_crop(hu_slice.shape)
-    rows = np.flatnonzero(lungs.any(axis=1)) * stride
-    columns = np.flatnonzero(lungs.any(axis=0)) * stride
-    pad_y = round(margin_mm / pixel_spacing_mm[0])
-    pad_x = round(margin_mm / pixel_spacing_mm[1])
-    height, width = hu_slice.shape
+    return _grown_box(lungs, stride, margin_mm, pixel_spacing_mm, hu_slice.shape)
+
+
+def _analysis_grid(
+    hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float]
+) -> tuple[np.ndarray, tuple[float, float], int]:
+    """The slice subsampled to about ``ANALYSIS_PIXEL_MM``: (slice, its spacing, stride)."""
+    stride = max(1, int(ANALYSIS_PIXEL_MM // min(pixel_spacing_mm)))
+    coarse_spacing = (pixel_spacing_mm[0] * stride, pixel_spacing_mm[1] * stride)
+    return hu_slice[::stride, ::stride], coarse_spacing, stride
+
+
+def _grown_box(
+    coarse_mask: np.ndarray,
+    stride: int,
+    grow_mm: float,
+    pixel_spacing_mm: tuple[float, float],
+    shape_hw: tuple[int, int],
+) -> CropBox:
+    """The slice-pixel box of a non-empty analysis-grid mask, grown by ``grow_mm`` per side.
+
+    A negative ``grow_mm`` shrinks it; the box is kept inside the slice.
+    """
+    rows = np.flatnonzero(coarse_mask.any(axis=1)) * stride
+    columns = np.flatnonzero(coarse_mask.any(axis=0)) * stride
+    grow_y = round(grow_mm / pixel_spacing_mm[0])
+    grow_x = round(grow_mm / pixel_spacing_mm[1])
     return CropBox(
-        max(0, int(rows[0]) - pad_y),
-        min(height, int(rows[-1]) + stride + pad_y),
-        max(0, int(columns[0]) - pad_x),
-        min(width, int(columns[-1]) + stride + pad_x),
+        max(0, int(rows[0]) - grow_y),
+        min(shape_hw[0], int(rows[-1]) + stride + grow_y),
+        max(0, int(columns[0]) - grow_x),
+        min(shape_hw[1], int(columns[-1]) + stride + grow_x),
     )
 
 
@@ -262,25 +288,20 @@ def thorax_crop(
     CropBox
         ``method="thorax"``; seed 2's fixed crop when no body is found.
     """
-    lungs = dynamic_lung_crop(hu_slice, pixel_spacing_mm, margin_mm=margin_mm)
-    stride = max(1, int(ANALYSIS_PIXEL_MM // min(pixel_spacing_mm)))
-    coarse_spacing = (pixel_spacing_mm[0] * stride, pixel_spacing_mm[1] * stride)
-    body = body_mask(hu_slice[::stride, ::stride], coarse_spacing)
-    if not body.any():
-        return lungs
-    rows = np.flatnonzero(body.any(axis=1)) * stride
-    columns = np.flatnonzero(body.any(axis=0)) * stride
-    wall_y = round(chest_wall_mm / pixel_spacing_mm[0])
-    wall_x = round(chest_wall_mm / pixel_spacing_mm[1])
-    inner = CropBox(
-        int(rows[0]) + wall_y,
-        int(rows[-1]) + stride - wall_y,
-        int(columns[0]) + wall_x,
-        int(columns[-1]) + stride - wall_x,
+    coarse, coarse_spacing, stride = _analysis_grid(hu_slice, pixel_spacing_mm)
+    body = body_mask(coarse, coarse_spacing)
+    if not body.any():  # no body means no lungs either
+        return fixed_center_crop(hu_slice.shape)
+    lung_mask = lung_air_mask(coarse, coarse_spacing, body=body)
+    lungs = (
+        _grown_box(lung_mask, stride, margin_mm, pixel_spacing_mm, hu_slice.shape)
+        if lung_mask.any()
+        else None
     )
+    inner = _grown_box(body, stride, -chest_wall_mm, pixel_spacing_mm, hu_slice.shape)
     if inner.y1 <= inner.y0 or inner.x1 <= inner.x0:  # a body thinner than two chest walls
-        return lungs
-    box = inner if lungs.method == "fixed" else lungs.union(inner)  # no lungs: the body's box
+        return lungs or fixed_center_crop(hu_slice.shape)
+    box = inner if lungs is None else lungs.union(inner)  # no lungs: the body's box
     return replace(box, method="thorax")
 
 
