@@ -21,6 +21,17 @@ def _open_and_run(qtbot, window: MainWindow, path: Path) -> object:
     return blocker.args[0]
 
 
+def _slow_down_batches(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Make every batch take ``seconds`` longer, so a test can act while the models run."""
+    run_slices = Pipeline.run_slices
+
+    def slowly(self, *args, **kwargs):
+        time.sleep(seconds)
+        return run_slices(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "run_slices", slowly)
+
+
 def test_the_worker_fills_the_findings(qtbot, oracle_window, phantom_study) -> None:
     study = _open_and_run(qtbot, oracle_window, phantom_study)
     state = oracle_window.state
@@ -133,13 +144,7 @@ def test_reopening_cancels_the_running_job(
 ) -> None:
     from tests.dicom_factory import ramp_volume, write_series
 
-    slow_run = Pipeline.run_slices
-
-    def slowly(self, *args, **kwargs):
-        time.sleep(0.2)
-        return slow_run(self, *args, **kwargs)
-
-    monkeypatch.setattr(Pipeline, "run_slices", slowly)
+    _slow_down_batches(monkeypatch, 0.2)
     write_series(tmp_path / "other", ramp_volume((6, 64, 64)), description="OTHER")
     first_batch = []
     oracle_window.worker.results.connect(lambda r, _d, _t: first_batch.append(r))
@@ -235,13 +240,7 @@ def test_a_study_without_contrast_is_not_assessable_for_pe(qtbot, oracle_window,
 def test_a_bad_study_opened_meanwhile_leaves_the_models_running_on_the_shown_one(
     qtbot, oracle_window, phantom_study, tmp_path, monkeypatch
 ) -> None:
-    run_slices = Pipeline.run_slices
-
-    def slowly(self, *args, **kwargs):
-        time.sleep(0.05)
-        return run_slices(self, *args, **kwargs)
-
-    monkeypatch.setattr(Pipeline, "run_slices", slowly)
+    _slow_down_batches(monkeypatch, 0.05)
     empty = tmp_path / "empty"
     empty.mkdir()
     with qtbot.waitSignal(oracle_window.worker.results, timeout=MODELS_TIMEOUT_MS):
