@@ -7,7 +7,7 @@ with explicit levels. Ours is measured twice:
 
 - "scene": the CT image plus every overlay layer (mask, boxes with scores, Grad-CAM heatmap,
   model crop, triage badge), i.e. what the issue's goal names;
-- "whole slice change": everything the app does when the reader scrolls, also the slider, the
+- "whole slice change": everything the app does when the reader scrolls, also the slice bar, the
   slice / window text and the orientation letters.
 
 Goals: median <= 8 ms, ratio <= 1.5.
@@ -118,7 +118,7 @@ def main() -> None:
         bare_image.setImage(volume.hu[z], levels=state.levels, autoLevels=False)
 
     def scene_change(z: int) -> None:
-        state.z = z  # the image and overlays only: no slider, text or signals
+        state.z = z  # the image and overlays only: no slice bar, text or signals
         ours._image.setImage(volume.hu[z], levels=state.levels, autoLevels=False)
         ours.draw_overlays()
 

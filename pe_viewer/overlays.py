@@ -17,13 +17,14 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from pe_models.inference import SliceResult
 from pe_models.preprocess.lung_crop import CropBox
-from pe_viewer.pixmaps import to_pixmap
+from pe_viewer.pixmaps import TextItem, to_pixmap
 from pe_viewer.state import LayerStyle
 
 MASK_RGBA = (255, 48, 48, 255)
 BOX_COLOR = "#ffd23f"
 CROP_COLOR = "#3fc1ff"
 TRIAGE_COLORS = {"normal": "#3c9a5f", "other_disease": "#c98a1b", "pe": "#c0392b"}
+VISIBLE_ALPHA = 8  # of 255: fainter heatmap pixels are not drawn
 TRIAGE_NAMES = {"normal": "Normal", "other_disease": "Other disease", "pe": "PE"}
 
 
@@ -71,13 +72,22 @@ def mask_patch(mask: np.ndarray | None) -> Patch | None:
 
 
 def heatmap_patch(heatmap: np.ndarray | None, lut: np.ndarray) -> Patch | None:
-    """The colour-mapped pixmap of a (y, x) heatmap in [0, 1], cut to its non-zero box."""
-    found = None if heatmap is None else bounding_patch(heatmap)
+    """The colour-mapped pixmap of a (y, x) heatmap in [0, 1], cut to its visible box.
+
+    Pixels fainter than :data:`VISIBLE_ALPHA` are left out: blending the heatmap is the
+    costliest overlay per slice change, and a Grad-CAM's faint tail can double its box.
+    """
+    if heatmap is None:
+        return None
+    index = np.clip(heatmap * (len(lut) - 1), 0, len(lut) - 1).astype(np.intp)
+    rgba = lut[index]
+    found = bounding_patch(rgba[..., 3] >= VISIBLE_ALPHA)
     if found is None:
         return None
-    y0, x0, values = found
-    index = np.clip(values * (len(lut) - 1), 0, len(lut) - 1).astype(np.intp)
-    return Patch(y0, x0, to_pixmap(lut[index]))
+    y0, x0, visible = found
+    patch = rgba[y0 : y0 + visible.shape[0], x0 : x0 + visible.shape[1]]
+    patch[~visible] = 0
+    return Patch(y0, x0, to_pixmap(patch))
 
 
 def triage_text(result: SliceResult | None, score_source: str | None) -> tuple[str, str] | None:
@@ -115,17 +125,14 @@ class SliceOverlays:
         self.boxes = QtWidgets.QGraphicsPathItem(image)
         self.boxes.setPen(box_pen)
         self.boxes.setZValue(3)
-        self._labels: list[pg.TextItem] = []
+        self._labels: list[TextItem] = []
         self._image = image
-        crop_pen = QtGui.QPen(QtGui.QColor(CROP_COLOR), 1.5, QtCore.Qt.PenStyle.DashLine)
+        crop_pen = QtGui.QPen(QtGui.QColor(CROP_COLOR), 1, QtCore.Qt.PenStyle.DashLine)
         crop_pen.setCosmetic(True)
         self.crop = QtWidgets.QGraphicsRectItem(image)
         self.crop.setPen(crop_pen)
         self.crop.setZValue(4)
-        self.badge = pg.TextItem(anchor=(1, 0), border=None)
-        self.badge.setParentItem(view)
-        self.badge.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        self._badge_html = ""
+        self.badge = TextItem(view, anchor=(1, 0))
         self._view = view
         self.clear()
 
@@ -168,14 +175,13 @@ class SliceOverlays:
         self.boxes.setOpacity(style.opacity)
         self.boxes.show()
         while len(self._labels) < len(boxes):
-            label = pg.TextItem(color=BOX_COLOR, anchor=(0, 1))
-            label.setParentItem(self._image)
+            label = TextItem(self._image, anchor=(0, 1))
             label.setZValue(3)
             self._labels.append(label)
         for i, label in enumerate(self._labels):
             if i < len(boxes):
                 x0, y0, _, _, score = boxes[i]
-                label.setText(f"{score:.2f}")
+                label.set_text(f"{score:.2f}", BOX_COLOR)
                 label.setPos(x0, y0)
                 label.show()
             else:
@@ -195,13 +201,7 @@ class SliceOverlays:
             self.badge.hide()
             return
         label, color = text
-        html = (
-            f'<div style="background-color:{color}; color:white; font-weight:600; '
-            f'padding:3px 6px;">&nbsp;{label}&nbsp;</div>'
-        )
-        if html != self._badge_html:  # laying out rich text costs more than drawing it
-            self.badge.setHtml(html)
-            self._badge_html = html
+        self.badge.set_text(label, "white", background=color)
         self.badge.setOpacity(style.opacity)
         self.badge.setPos(self._view.boundingRect().width() - 6, 6)
         self.badge.show()

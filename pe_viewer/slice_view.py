@@ -9,11 +9,16 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from pe_models.preprocess.windows import WindowPreset
 from pe_models.volume import Volume
 from pe_viewer.overlays import Patch, SliceOverlays, heatmap_patch, mask_patch, triage_text
+from pe_viewer.pixmaps import TextItem
+from pe_viewer.slice_bar import SliceBar
 from pe_viewer.state import HeatmapKey, ViewerState
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 _AXIS_LETTERS = ("L", "R"), ("P", "A"), ("S", "I")  # LPS +axis letter, -axis letter
+_LETTER_ANCHORS = {"left": (0, 0.5), "right": (1, 0.5), "top": (0.5, 0), "bottom": (0.5, 1)}
+LETTER_COLOR = "#e0c060"
+INFO_COLOR = "#d0d0d0"
 
 
 def edge_letters(direction: np.ndarray) -> dict[str, str]:
@@ -79,24 +84,21 @@ class SliceViewWidget(QtWidgets.QWidget):
         self._image.setZValue(0)
         self._view.addItem(self._image)
         self.overlays = SliceOverlays(self._image, self._view)
+        # Children of the view box, not of the image: they stay put while it pans and zooms.
         self._letters = {
-            edge: pg.TextItem(color="#e0c060") for edge in ("left", "right", "top", "bottom")
+            edge: TextItem(self._view, anchor) for edge, anchor in _LETTER_ANCHORS.items()
         }
-        self._info = pg.TextItem(color="#d0d0d0", anchor=(0, 0))
-        for item in (*self._letters.values(), self._info):
-            item.setParentItem(self._view)  # stays put while the image pans and zooms
-        for letter in self._letters.values():  # drawn from a cached pixmap: they rarely change
-            letter.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self._info = TextItem(self._view)
+        self._info.setPos(4, 4)
 
-        self._slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Vertical)
-        self._slider.setInvertedAppearance(True)  # superior at the top
-        self._slider.setToolTip("Slice (wheel, arrows, PageUp/PageDown, Home/End)")
-        self._slider.valueChanged.connect(state.set_slice)
+        self._slice_bar = SliceBar()
+        self._slice_bar.setToolTip("Slice (wheel, arrows, PageUp/PageDown, Home/End)")
+        self._slice_bar.value_changed.connect(state.set_slice)
 
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._graphics, stretch=1)
-        layout.addWidget(self._slider)
+        layout.addWidget(self._slice_bar)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self._graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._graphics.viewport().installEventFilter(self)
@@ -147,15 +149,14 @@ class SliceViewWidget(QtWidgets.QWidget):
         if volume is None:
             self._image.clear()
             return
-        with QtCore.QSignalBlocker(self._slider):
-            self._slider.setRange(0, volume.shape[0] - 1)
+        self._slice_bar.set_count(volume.shape[0])
         # Non-square pixels: stretch rows so the image shows true proportions.
         self._image.setTransform(
             QtGui.QTransform.fromScale(1.0, volume.spacing[1] / volume.spacing[2])
         )
         letters = edge_letters(volume.direction)
         for edge, item in self._letters.items():
-            item.setText(letters[edge])
+            item.set_text(letters[edge], LETTER_COLOR)
         self._draw_slice()
         self._view.autoRange(padding=0)
         self._place_letters()
@@ -169,8 +170,7 @@ class SliceViewWidget(QtWidgets.QWidget):
             return
         z = self.state.z
         self._image.setImage(volume.hu[z], levels=self.state.levels, autoLevels=False)
-        with QtCore.QSignalBlocker(self._slider):
-            self._slider.setValue(z)
+        self._slice_bar.set_value(z)
         self._update_info()
         self.draw_overlays()
 
@@ -215,18 +215,19 @@ class SliceViewWidget(QtWidgets.QWidget):
         low, high = self.state.levels
         z = self.state.z
         z_mm = volume.slice_positions_mm()[z]
-        self._info.setText(
+        self._info.set_text(
             f"{volume.meta.description}\n"
             f"slice {z + 1}/{volume.shape[0]}  z {z_mm:.2f} mm\n"
-            f"W {high - low:.0f}  L {(high + low) / 2:.0f}"
+            f"W {high - low:.0f}  L {(high + low) / 2:.0f}",
+            INFO_COLOR,
         )
 
     def _place_letters(self) -> None:
         rect = self._view.boundingRect()
         self._letters["left"].setPos(4, rect.height() / 2)
-        self._letters["right"].setPos(rect.width() - 16, rect.height() / 2)
+        self._letters["right"].setPos(rect.width() - 4, rect.height() / 2)
         self._letters["top"].setPos(rect.width() / 2, 4)
-        self._letters["bottom"].setPos(rect.width() / 2, rect.height() - 24)
+        self._letters["bottom"].setPos(rect.width() / 2, rect.height() - 4)
 
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt override
         """Keep the orientation letters and the badge at the edges."""

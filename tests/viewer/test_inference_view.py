@@ -100,7 +100,7 @@ def test_overlays_show_the_current_slice_and_follow_the_layer_panel(
     )
     assert red == result.mask.sum()  # the patch holds the whole mask, nothing else
     assert overlays.boxes.isVisible()
-    assert overlays._labels[0].textItem.toPlainText() == "0.90"
+    assert overlays._labels[0].text == "0.90"
     assert overlays.badge.isVisible()
 
     layers = oracle_window.layers

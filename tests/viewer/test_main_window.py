@@ -73,6 +73,22 @@ def test_keys_and_wheel_move_through_slices(qtbot, window, series) -> None:
     assert view.slice_index == 6
 
 
+def test_the_slice_bar_follows_the_slice_and_moves_it(qtbot, window, series) -> None:
+    _open(qtbot, window, series[0])
+    view = window.slice_view
+    bar = view._slice_bar
+    view.setFocus()
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_End)
+    assert bar.value == 8
+    qtbot.mouseClick(bar, QtCore.Qt.MouseButton.LeftButton, pos=QtCore.QPoint(5, 0))
+    assert view.slice_index == 0  # the top of the bar is the first slice
+    qtbot.mouseClick(bar, QtCore.Qt.MouseButton.LeftButton, pos=QtCore.QPoint(5, bar.height() // 2))
+    assert view.slice_index == 4
+    bar.set_value(99)
+    assert bar.value == 8  # clamped, and marking a slice does not move the view
+    assert view.slice_index == 4
+
+
 @pytest.mark.parametrize(
     ("key", "preset"), [("2", "lung"), ("3", "mediastinal"), ("1", "vascular")]
 )

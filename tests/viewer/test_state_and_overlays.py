@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6 import QtWidgets
 
 from pe_models.inference import SliceResult
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.volume import Volume
 from pe_viewer.overlays import bounding_patch, heatmap_lut, heatmap_patch, mask_patch, triage_text
+from pe_viewer.pixmaps import TextItem
 from pe_viewer.state import HeatmapKey, ViewerState
 
 
@@ -89,3 +91,20 @@ def test_patches_colour_masks_and_heatmaps(qtbot) -> None:
 def test_triage_badge_text(result, source, expected) -> None:
     text = triage_text(result, source)
     assert (text[0] if text else None) == expected
+
+
+def test_text_items_sit_on_their_anchor_and_draw_their_background(qtbot) -> None:
+    parent = QtWidgets.QGraphicsRectItem()
+    badge = TextItem(parent, anchor=(1, 0))  # top-right corner at its position
+    badge.set_text("PE 70%", "white", background="#c0392b")
+    rect = badge.boundingRect()
+    assert rect.right() == pytest.approx(0)
+    assert rect.top() == pytest.approx(0)
+    assert rect.width() > rect.height() > 0
+    corner = badge.pixmap().toImage().pixelColor(0, 0)
+    assert corner.name() == "#c0392b"
+    label = TextItem(parent, anchor=(0, 1))
+    label.set_text("0.90", "#ffd23f")
+    assert label.text == "0.90"
+    assert label.boundingRect().bottom() == pytest.approx(0)
+    assert label.pixmap().toImage().pixelColor(0, 0).alpha() == 0  # no box behind a score
