@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from pe_models import io
-from pe_models.data.records import NO_PE, StudyRecord
-from pe_models.inference import Pipeline, StudyResult
+from pe_models.data.records import NO_PE, LabelledStudy, StudyRecord
+from pe_models.inference import Pipeline, SliceResult, StudyResult
 from pe_models.metrics import (
     binary_classification,
     binary_curves,
@@ -37,6 +37,13 @@ from pe_models.triage import TRIAGE_CLASSES
 from pe_models.volume import Volume
 
 PIXEL_TASKS = ("segmentation", "detection")
+SCORE_NOTES = {
+    "classification": "the slice classifier's probability",
+    "triage": "triage P(PE) = P(diseased) x P(PE | diseased)",
+    "integrated": "the integrated model's classification head",
+    "segmentation": "the U-Net's highest pixel probability (no classifier installed)",
+}
+"""What the slice PE probability is, by :meth:`Pipeline.slice_score_source`."""
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +96,15 @@ def collect(
     negative_stride: int = 10,
     progress: Callable[[str], None] | None = None,
 ) -> Collected:
-    """Run the pipeline on every study and gather outputs with their truths."""
-    slice_tasks = [t for t in pipeline.tasks if t not in PIXEL_TASKS]
-    pixel_tasks = [t for t in pipeline.tasks if t in PIXEL_TASKS]
+    """Run the pipeline on every study and gather outputs with their truths.
+
+    The model that gives the slice PE probability runs on every slice, even a segmenter (a
+    U-Net-only pipeline scores slices by its masks); other pixel tasks run on the slices of
+    :func:`pixel_slices`.
+    """
+    score_source = pipeline.slice_score_source()
+    every_slice = [t for t in pipeline.tasks if t not in PIXEL_TASKS or t == score_source]
+    sampled = [t for t in pipeline.tasks if t not in every_slice]
     out = Collected()
     for record in records:
         study = record.load()
@@ -99,8 +112,8 @@ def collect(
         if study.slice_labels is None:
             raise ValueError(f"{record.study_id}: evaluation needs per-slice labels")
         labels = study.slice_labels
-        result = pipeline.run(volume, tasks=slice_tasks) if slice_tasks else None
-        if result is not None:
+        if every_slice:
+            result = pipeline.run(volume, tasks=every_slice)
             out.studies.append(study_summary(record.study_id, volume, result))
             out.patient_pe[record.patient_id] = int("pe" in labels)
             out.patient_decision[record.patient_id] = float(result.triage == "pe")
@@ -111,19 +124,28 @@ def collect(
                 out.triage.append(
                     [r.triage[c] for c in TRIAGE_CLASSES] if r.triage else [np.nan] * 3
                 )
-        if pixel_tasks:
+            _collect_pixels(out, study, result.slices, detection=False)
+        if sampled:
             chosen = pixel_slices(labels, negative_stride)
-            pixels = pipeline.run(volume, slices=chosen, tasks=pixel_tasks)
-            for r in pixels.slices:
-                if r.mask is not None and study.pe_mask is not None and labels[r.index] == "pe":
-                    out.pred_masks.append(r.mask)
-                    out.true_masks.append(study.pe_mask[r.index])
-                if "detection" in pixel_tasks and study.boxes is not None:
-                    out.pred_boxes.append(r.boxes)
-                    out.true_boxes.append(np.asarray(study.boxes[r.index], float).reshape(-1, 4))
+            pixels = pipeline.run(volume, slices=chosen, tasks=sampled)
+            _collect_pixels(out, study, pixels.slices, detection="detection" in sampled)
         if progress:
             progress(record.study_id)
     return out
+
+
+def _collect_pixels(
+    out: Collected, study: LabelledStudy, results: Sequence[SliceResult], *, detection: bool
+) -> None:
+    """Masks of PE slices and, with ``detection``, boxes of every slice, with their truths."""
+    labels = study.slice_labels or ()
+    for r in results:
+        if r.mask is not None and study.pe_mask is not None and labels[r.index] == "pe":
+            out.pred_masks.append(r.mask)
+            out.true_masks.append(study.pe_mask[r.index])
+        if detection and study.boxes is not None:
+            out.pred_boxes.append(r.boxes)
+            out.true_boxes.append(np.asarray(study.boxes[r.index], float).reshape(-1, 4))
 
 
 def _binary_task(
@@ -138,11 +160,12 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
     curves: dict[str, Any] = {}
     labels = np.asarray(collected.labels)
     threshold = pipeline.threshold()
-    if "classification" in pipeline.tasks:
+    source = pipeline.slice_score_source()
+    if source is not None and collected.pe_score:
         truth = (labels == "pe").astype(int)
         score = np.asarray(collected.pe_score)
         metrics, curves["slice_pe"] = _binary_task(truth, score, threshold)
-        tasks["slice_pe"] = {"metrics": metrics, "note": "classifier, every slice"}
+        tasks["slice_pe"] = {"metrics": metrics, "note": f"{SCORE_NOTES[source]}, every slice"}
         scores_by_patient = {
             p: score[np.asarray(collected.slice_patient) == p] for p in collected.patient_pe
         }

@@ -11,6 +11,9 @@ import pytest
 from pe_models.bundle import load_bundle
 from pe_models.cli.evaluate import main as pe_eval
 from pe_models.cli.train import main as pe_train
+from pe_models.data.phantoms import phantom_records
+from pe_models.evaluate import collect, metrics_of
+from pe_models.inference import Pipeline
 from tests.model_bundles import make_bundles
 
 
@@ -59,6 +62,19 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
         card = load_bundle(folder).card
         assert card.count("## Held-out evaluation") == 1
         assert "seeds 60-62" in card
+
+
+def test_a_unet_alone_is_scored_by_what_the_app_shows(bundles: Path) -> None:
+    pipeline = Pipeline.from_bundles([bundles / "segmentation"])
+    records = phantom_records(range(60, 62), "pe", size="test")
+    collected = collect(pipeline, records, negative_stride=6)
+    tasks, curves = metrics_of(collected, pipeline)
+    n_slices = sum(study["slices"] for study in collected.studies)
+    assert tasks["slice_pe"]["metrics"]["n"] == n_slices  # the U-Net ran on every slice
+    assert "highest pixel probability" in tasks["slice_pe"]["note"]
+    assert "slice_pe" in curves
+    # its masks are scored on every PE slice, from the same pass
+    assert tasks["segmentation_pe_slices"]["metrics"]["n_slices"] == collected.labels.count("pe")
 
 
 def test_bad_bundle_folder_and_missing_data_are_reported(
