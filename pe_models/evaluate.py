@@ -316,5 +316,5 @@ def run_evaluation(
         tasks["none"] = {"metrics": {}, "note": "no labelled data"}
     write_report(out, report, curves)
     if update_cards and records:
-        write_cards(bundles, tasks, report["description"], command)
+        write_cards(bundles, tasks, report["description"], command, pipeline.slice_score_source())
     return report

@@ -20,6 +20,9 @@ REPORT_TASKS_OF_BUNDLE: dict[str, tuple[str, ...]] = {
 }
 """Which report tasks describe a bundle of each task."""
 
+SLICE_SCORE_TASKS = ("slice_pe", "patient_pe_any_slice", "patient_pe_decision")
+"""Report tasks that describe whichever model gives the slice PE probability."""
+
 CARD_METRICS = (
     "roc_auc",
     "accuracy",
@@ -45,11 +48,23 @@ CARD_METRICS = (
 
 
 def held_out_section(
-    bundle_task: str, tasks: Mapping[str, Any], description: str, command: str
+    bundle_task: str,
+    tasks: Mapping[str, Any],
+    description: str,
+    command: str,
+    score_source: str | None = None,
 ) -> str:
-    """Markdown of the report tasks that describe a bundle of ``bundle_task``."""
+    """Markdown of the report tasks that describe a bundle of ``bundle_task``.
+
+    ``score_source`` is the task whose model gave the slice PE probability (see
+    ``Pipeline.slice_score_source``): that bundle's card also gets the slice and patient
+    results, e.g. a U-Net installed without a classifier.
+    """
     lines = [HELD_OUT_HEADING, "", f"Data: {description}.", f"Command: `{command}`", ""]
-    for name in REPORT_TASKS_OF_BUNDLE[bundle_task]:
+    names = list(REPORT_TASKS_OF_BUNDLE[bundle_task])
+    if bundle_task == score_source:
+        names += [name for name in SLICE_SCORE_TASKS if name not in names]
+    for name in names:
         if name not in tasks:
             continue
         metrics = tasks[name]["metrics"]
@@ -64,11 +79,15 @@ def held_out_section(
 
 
 def update_cards(
-    bundles: Sequence[Path], tasks: Mapping[str, Any], description: str, command: str
+    bundles: Sequence[Path],
+    tasks: Mapping[str, Any],
+    description: str,
+    command: str,
+    score_source: str | None = None,
 ) -> None:
-    """Replace (or add) the held-out section of each bundle's card."""
+    """Replace (or add) the held-out section of each bundle's card (see held_out_section)."""
     for folder in bundles:
         bundle = load_bundle(folder)
         card = bundle.card.split(HELD_OUT_HEADING)[0].rstrip() + "\n\n"
-        section = held_out_section(bundle.config.task, tasks, description, command)
+        section = held_out_section(bundle.config.task, tasks, description, command, score_source)
         write_text_atomic(Path(folder) / CARD_FILE, card + section)

@@ -17,6 +17,7 @@ from pe_models.metrics import (
     patient_level,
 )
 from pe_models.report import write_report
+from pe_models.train.cards import held_out_section
 
 DESCRIPTION = "synthetic phantoms, seed 7: 6 studies, 40 slices"
 
@@ -133,3 +134,20 @@ def test_invalid_report(tmp_path: Path, report: dict, curves: dict | None, messa
     with pytest.raises(ValueError, match=message):
         write_report(tmp_path, report, curves)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_slice_scorer_card_gets_the_slice_and_patient_results() -> None:
+    tasks = {
+        "slice_pe": {"metrics": {"roc_auc": 0.87}, "note": "U-Net"},
+        "patient_pe_decision": {"metrics": {"specificity_text": "0% (0/9)"}, "note": ""},
+        "segmentation_pe_slices": {"metrics": {"iou_micro": 0.73}, "note": ""},
+    }
+    as_scorer = held_out_section("segmentation", tasks, "phantoms", "pe-eval", "segmentation")
+    assert "roc_auc 0.8700" in as_scorer
+    assert "specificity_text 0% (0/9)" in as_scorer
+    assert "iou_micro 0.7300" in as_scorer
+    beside_a_classifier = held_out_section(
+        "segmentation", tasks, "phantoms", "pe-eval", "classification"
+    )
+    assert "slice_pe" not in beside_a_classifier
+    assert "iou_micro 0.7300" in beside_a_classifier
