@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from pe_models.bundle import BundleConfig, ModelBundle, load_bundle
+from pe_models.clots import clot_components
 from pe_models.explain import cam_heatmap
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.preprocess.model_input import crop_box, model_input
@@ -77,6 +78,7 @@ class StudyResult:
     contrast: ContrastCheck
     slices: tuple[SliceResult, ...]
     warnings: tuple[str, ...] = ()
+    largest_clot_ml: float | None = None
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ class Pipeline:
             should_cancel=should_cancel,
             tasks=tasks,
         )
-        return self.summarise(volume, results)
+        return self.summarise(volume, results, tasks)
 
     def run_slices(
         self,
@@ -396,15 +398,47 @@ class Pipeline:
                 return float(self.models[task].bundle.config.threshold)  # type: ignore[arg-type]
         return 0.5
 
-    def summarise(self, volume: Volume, results: Sequence[SliceResult]) -> StudyResult:
-        """The study-level answer from slice results (those of :meth:`run_slices`, z order)."""
+    def min_clot_ml(self) -> float | None:
+        """Smallest 3D clot a U-Net alone may call PE with (its bundle's, from validation)."""
+        if "segmentation" not in self.models:
+            return None
+        value = self.models["segmentation"].bundle.config.extra.get("min_clot_ml")
+        return None if value is None else float(value)
+
+    def summarise(
+        self,
+        volume: Volume,
+        results: Sequence[SliceResult],
+        tasks: Iterable[str] | None = None,
+    ) -> StudyResult:
+        """The study-level answer from slice results (those of :meth:`run_slices`, z order).
+
+        When the U-Net gives the slice scores (no classifier or triage in ``tasks``) and its
+        bundle sets ``min_clot_ml``, a slice counts towards the study only if it holds part of
+        a 3D-connected predicted clot at least that large: the U-Net leaves specks of a few
+        voxels on normal scans, a real clot runs through several slices. Slice scores stay as
+        the U-Net gave them.
+        """
         threshold = self.threshold()
+        masked = [(r.index, r.mask) for r in results if r.mask is not None]
+        clot_ml = largest_ml = None
+        counted = list(results)
+        if masked:
+            volumes_ml, on_slice = clot_components(
+                volume, [z for z, _ in masked], [mask for _, mask in masked]
+            )
+            clot_ml = float(volumes_ml.sum())
+            largest_ml = float(volumes_ml.max()) if volumes_ml.size else 0.0
+            min_ml = self.min_clot_ml()
+            if min_ml is not None and self.slice_score_source(tasks) == "segmentation":
+                kept = set((np.flatnonzero(volumes_ml >= min_ml) + 1).tolist())
+                counted = [r for r in results if kept & on_slice.get(r.index, set())]
         probabilities = np.array(
-            [r.pe_probability for r in results if r.pe_probability is not None]
+            [r.pe_probability for r in counted if r.pe_probability is not None]
         )
         positive = tuple(
             r.index
-            for r in results
+            for r in counted
             if r.pe_probability is not None and r.pe_probability >= threshold
         )
         contrast = contrast_check(volume)
@@ -421,10 +455,6 @@ class Pipeline:
             decision = "pe"
         else:
             decision = "other_disease" if has_other else "normal"
-        clot_ml = None
-        if any(r.mask is not None for r in results):
-            voxel_ml = float(np.prod(volume.spacing)) / 1000
-            clot_ml = sum(int(r.mask.sum()) for r in results if r.mask is not None) * voxel_ml
         return StudyResult(
             pe_probability=patient_probability(probabilities),
             triage=decision,
@@ -433,6 +463,7 @@ class Pipeline:
             contrast=contrast,
             slices=tuple(results),
             warnings=tuple(warnings),
+            largest_clot_ml=largest_ml,
         )
 
 

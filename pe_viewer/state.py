@@ -154,12 +154,19 @@ class ViewerState(QtCore.QObject):
         return HeatmapKey(self.z if z is None else z, self.cam_target, self.cam_method)
 
     def positive_results(self) -> list[SliceResult]:
-        """Slice results at or above the threshold, highest probability first (then by z)."""
-        positive = [
-            r
-            for r in self.results.values()
-            if r.pe_probability is not None and r.pe_probability >= self.threshold
-        ]
+        """Positive slices, highest probability first (then by z).
+
+        Once the study result is in, those it counts (a U-Net alone counts only slices of
+        clots of the minimum size); before, every slice at or above the threshold.
+        """
+        if self.study is not None:
+            positive = [self.results[z] for z in self.study.positive_slices if z in self.results]
+        else:
+            positive = [
+                r
+                for r in self.results.values()
+                if r.pe_probability is not None and r.pe_probability >= self.threshold
+            ]
         return sorted(positive, key=lambda r: (-(r.pe_probability or 0.0), r.index))
 
     def pe_probabilities(self) -> np.ndarray:

@@ -36,6 +36,8 @@ class ModelsInfo:
         Slice PE probability threshold.
     score_source
         Which model gives the slice PE probability (see ``Pipeline.slice_score_source``).
+    min_clot_ml
+        With the U-Net alone, the smallest 3D clot that makes a study PE (else None).
     """
 
     device: str
@@ -43,6 +45,7 @@ class ModelsInfo:
     cards: dict[str, str]
     threshold: float
     score_source: str | None
+    min_clot_ml: float | None = None
 
     @classmethod
     def of(cls, pipeline: Pipeline) -> ModelsInfo:
@@ -53,6 +56,9 @@ class ModelsInfo:
             cards={t: m.bundle.card for t, m in pipeline.models.items()},
             threshold=pipeline.threshold(),
             score_source=pipeline.slice_score_source(),
+            min_clot_ml=(
+                pipeline.min_clot_ml() if pipeline.slice_score_source() == "segmentation" else None
+            ),
         )
 
 

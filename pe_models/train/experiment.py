@@ -158,6 +158,9 @@ class Experiment:
     class_names: tuple[str, ...] = ("pe",)
     card: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
+    min_clot_ml: float | None = None
+    """Segmentation: the smallest 3D clot that may make a study PE when the U-Net alone gives
+    the slice scores (see ``Pipeline.summarise``); choose it on the validation studies."""
 
 
 def _build(cls: type, raw: Any, source: Path, where: str) -> Any:
@@ -212,6 +215,15 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
     train, val, test = seeds_of(data.train), seeds_of(data.val), seeds_of(data.test)
     if train & val or (train | val) & test:
         raise ExperimentError(f"{source}: training, validation and test seeds overlap")
+    min_clot_ml = raw.get("min_clot_ml")
+    if min_clot_ml is not None and (
+        raw["task"] != "segmentation"
+        or not isinstance(min_clot_ml, int | float)
+        or min_clot_ml <= 0
+    ):
+        raise ExperimentError(
+            f"{source}: min_clot_ml must be a positive number of mL, for segmentation only"
+        )
     input_raw = dict(raw["input"])
     input_raw["windows"] = tuple(input_raw.get("windows", ()))
     model = _build(ModelSpec, raw["model"], source, "model")
@@ -226,6 +238,7 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         class_names=tuple(raw.get("class_names", ("pe",))),
         card={str(k): str(v) for k, v in raw.get("card", {}).items()},
         path=source,
+        min_clot_ml=None if min_clot_ml is None else float(min_clot_ml),
     )
 
 

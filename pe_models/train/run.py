@@ -281,7 +281,8 @@ def train_experiment(
         input_size=experiment.input.size,
         crop=experiment.input.crop,
         class_names=experiment.class_names,
-        extra={"training": summary},
+        extra={"training": summary}
+        | ({} if experiment.min_clot_ml is None else {"min_clot_ml": experiment.min_clot_ml}),
     )
     folder = out / experiment.output
     save_bundle(

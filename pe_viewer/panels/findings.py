@@ -80,9 +80,14 @@ class FindingsPanel(QtWidgets.QWidget):
                 for card in models.cards.values()
             )
             source = SCORE_SOURCES.get(models.score_source or "", "none")
+            rule = (
+                ""
+                if models.min_clot_ml is None
+                else f"  \n**Study PE:** a connected U-Net clot of ≥ {models.min_clot_ml:g} mL"
+            )
             self.cards.setMarkdown(
                 f"**Device:** {models.device}  \n**Slice PE score:** {source}  \n"
-                f"**Threshold:** {models.threshold:.2f}\n\n---\n\n{cards}"
+                f"**Threshold:** {models.threshold:.2f}{rule}\n\n---\n\n{cards}"
             )
         self.refresh()
 
@@ -121,8 +126,11 @@ class FindingsPanel(QtWidgets.QWidget):
             "font-weight: 600; font-size: 14pt; padding: 6px;"
         )
         lines.append(f"{len(study.positive_slices)} positive slices of {len(study.slices)}")
-        if study.clot_volume_ml is not None:
-            lines.append(f"Clot volume (U-Net mask): {study.clot_volume_ml:.2f} mL")
+        if study.clot_volume_ml is not None and study.largest_clot_ml is not None:
+            lines.append(
+                f"Clot volume (U-Net mask): {study.clot_volume_ml:.2f} mL, "
+                f"largest connected {study.largest_clot_ml:.2f} mL"
+            )
         lines.append(f"Contrast: mediastinal blood p90 {study.contrast.p90_hu:.0f} HU")
         self.summary.setText("\n".join(lines))
         self.warning.setText("\n".join(f"⚠ {w}" for w in study.warnings))

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from pe_models.bundle import BundleConfig, load_bundle, save_bundle
-from pe_models.inference import InferenceCancelled, Pipeline, contrast_check, model_view
+from pe_models.clots import clot_components
+from pe_models.inference import (
+    InferenceCancelled,
+    Pipeline,
+    SliceResult,
+    contrast_check,
+    model_view,
+)
 from pe_models.nets import build
 from pe_models.synth.phantom import Phantom, generate_phantom
 from pe_models.volume import Volume
@@ -197,3 +204,54 @@ def test_model_view_is_the_windowed_crop_the_model_sees(
     assert view.crop == pipeline.run(phantom.volume, slices=[24]).slices[0].crop
     lung = view.channels[1]
     assert lung.std() > 0.1  # air, soft tissue and vessels: not a flat image
+
+
+def _unet_alone(folder: Path, min_clot_ml: float | None) -> Pipeline:
+    extra = {} if min_clot_ml is None else {"min_clot_ml": min_clot_ml}
+    config = BundleConfig(
+        "test_bright_segmenter", {}, "segmentation", ("vascular",), input_size=32, extra=extra
+    )
+    save_bundle(build("test_bright_segmenter"), config, "# oracle\n", folder)
+    return Pipeline.from_bundles([folder])
+
+
+def _slice(z: int, mask: np.ndarray) -> SliceResult:
+    return SliceResult(z, 0.9 if mask.any() else 0.1, None, np.zeros((0, 5)), mask, None)
+
+
+def test_a_unet_alone_calls_pe_only_for_a_clot_of_the_minimum_size(
+    tmp_path: Path, phantom: Phantom
+) -> None:
+    volume = phantom.volume
+    masks = np.zeros((10, *volume.shape[1:]), np.uint8)
+    masks[3:7, 20:30, 20:30] = 1  # a clot through four slices
+    masks[8, 5, 5] = 1  # a speck
+    clot_ml = 400 * float(np.prod(volume.spacing)) / 1000
+    results = [_slice(z, masks[z]) for z in range(10)]
+
+    strict = _unet_alone(tmp_path / "strict", min_clot_ml=clot_ml / 2)
+    study = strict.summarise(volume, results)
+    assert study.positive_slices == (3, 4, 5, 6)  # not the speck's slice 8
+    assert study.triage == "pe"
+    assert study.largest_clot_ml == pytest.approx(clot_ml)
+    assert study.clot_volume_ml == pytest.approx(clot_ml + clot_ml / 400)
+
+    speck_only = [_slice(z, masks[z] if z == 8 else np.zeros_like(masks[z])) for z in range(10)]
+    study = strict.summarise(volume, speck_only)
+    assert study.positive_slices == ()
+    assert study.triage == "normal"
+    assert study.pe_probability == 0.0
+    assert study.slices[8].pe_probability == 0.9  # slice scores are left as the U-Net gave them
+
+    lenient = _unet_alone(tmp_path / "lenient", min_clot_ml=None)
+    assert lenient.summarise(volume, speck_only).positive_slices == (8,)
+
+
+def test_clot_components_join_neighbouring_slices_only() -> None:
+    volume = Volume(np.zeros((6, 8, 8), np.int16), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:4, 2:4] = 1
+    volumes_ml, on_slice = clot_components(volume, [1, 2, 4], [mask, mask, mask])
+    assert sorted(volumes_ml.tolist()) == pytest.approx([0.008, 0.016])  # 4 px x 2 mm^3
+    assert on_slice[1] == on_slice[2] != on_slice[4]  # slice 3 was not given: no bridge
+    assert clot_components(volume, [], []) == (pytest.approx(np.zeros(0)), {})

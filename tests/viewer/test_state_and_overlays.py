@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6 import QtWidgets
 
-from pe_models.inference import SliceResult
+from pe_models.inference import ContrastCheck, SliceResult, StudyResult
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.volume import Volume
 from pe_viewer.overlays import bounding_patch, heatmap_lut, heatmap_patch, mask_patch, triage_text
@@ -108,3 +108,15 @@ def test_text_items_sit_on_their_anchor_and_draw_their_background(qtbot) -> None
     assert label.text == "0.90"
     assert label.boundingRect().bottom() == pytest.approx(0)
     assert label.pixmap().toImage().pixelColor(0, 0).alpha() == 0  # no box behind a score
+
+
+def test_positive_slices_are_the_studys_once_it_is_in(qtbot) -> None:
+    state = ViewerState()
+    state.set_volume(_volume())
+    results = [_result(z, p) for z, p in enumerate((0.1, 0.9, 0.6, 0.95, 0.2))]
+    state.add_results(results)
+    assert [r.index for r in state.positive_results()] == [3, 1, 2]  # by threshold, sorted
+    # a U-Net alone does not count slice 2's speck: the study says which slices count
+    study = StudyResult(0.95, "pe", (1, 3), 0.5, ContrastCheck(True, 300.0), tuple(results))
+    state.set_study(study)
+    assert [r.index for r in state.positive_results()] == [3, 1]
