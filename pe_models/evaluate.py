@@ -183,7 +183,7 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
         decisions = {p: [collected.patient_decision[p]] for p in collected.patient_pe}
         tasks["patient_pe_decision"] = {
             "metrics": patient_level(decisions, collected.patient_pe, threshold=0.5),
-            "note": "the app's study decision (threshold, contrast check)",
+            "note": "the app's study decision (threshold, contrast check, min_clot_ml)",
         }
     if collected.true_masks:
         tasks["segmentation_pe_slices"] = {
