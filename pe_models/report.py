@@ -314,6 +314,11 @@ def _metrics_markdown(metrics: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _is_rows(value: Any) -> bool:
+    """A non-empty list of flat mappings: shown as a table, one row each."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
 def _summary_markdown(
     report: Mapping[str, Any],
     tasks: Mapping[str, Mapping[str, Any]],
@@ -322,7 +327,8 @@ def _summary_markdown(
     lines = [f"# {report.get('title') or 'Evaluation report'}", ""]
     lines += [f"Metrics computed on: {report['description']}", ""]
     extra = [k for k in report if k not in ("title", "description", "tasks")]
-    lines += [f"- **{k}**: {_cell(_jsonable(report[k]))}" for k in extra]
+    row_lists = [k for k in extra if _is_rows(report[k])]  # e.g. one row per study
+    lines += [f"- **{k}**: {_cell(_jsonable(report[k]))}" for k in extra if k not in row_lists]
     lines += [""] if extra else []
     for name, task in tasks.items():
         lines += [f"## {name}", ""]
@@ -330,6 +336,11 @@ def _summary_markdown(
             lines += [str(task["note"]), ""]
         lines += _metrics_markdown(task["metrics"])
         lines += [f"![{caption}: {name}]({file_name})\n" for caption, file_name in images[name]]
+    for key in row_lists:
+        rows = _jsonable(report[key])
+        columns = list(dict.fromkeys(c for row in rows for c in row))
+        lines += [f"## {key}", ""]
+        lines += _table(columns, [[row.get(c) for c in columns] for row in rows])
     lines.append(
         "Full values: [report.json](report.json). Research use only, not for clinical use."
     )

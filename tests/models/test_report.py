@@ -151,3 +151,17 @@ def test_the_slice_scorer_card_gets_the_slice_and_patient_results() -> None:
     )
     assert "slice_pe" not in beside_a_classifier
     assert "iou_micro 0.7300" in beside_a_classifier
+
+
+def test_a_list_of_rows_becomes_a_table(tmp_path: Path) -> None:
+    report, curves = _inputs()
+    report["studies"] = [
+        {"study": "phantom-09000-other", "decision": "normal", "warnings": []},
+        {"study": "phantom-09001-pe", "decision": "pe", "clot_volume_ml": 10.44},
+    ]
+    write_report(tmp_path, report, curves)
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "## studies" in summary
+    assert "| study | decision | warnings | clot_volume_ml |" in summary
+    assert "| phantom-09001-pe | pe | – | 10.4400 |" in summary
+    assert "**studies**" not in summary  # not also as one long line
