@@ -82,6 +82,12 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     raw["data"]["val"] = {"seeds": [22, 25], "size": "test"}
     with pytest.raises(ExperimentError, match="seeds overlap"):
         parse_experiment(raw, path)
+    raw = experiment_dict("classification", min_clot_ml=0.1)
+    with pytest.raises(ExperimentError, match=r"min_clot_ml.*segmentation only"):
+        parse_experiment(raw, path)
+    raw = experiment_dict("segmentation", min_clot_ml=-1)
+    with pytest.raises(ExperimentError, match="positive number of mL"):
+        parse_experiment(raw, path)
 
 
 def test_every_preset_parses_and_warm_starts_from_earlier_experiments() -> None:
@@ -205,6 +211,7 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
             raw["model"]["init_from"] = "tiny-classification"
         if task == "segmentation":  # seed 1, step 3: trained jointly with a classification head
             raw["model"]["kwargs"]["aux_classes"] = 1
+            raw["min_clot_ml"] = 0.12
         experiment = parse_experiment(raw, tmp_path / f"{task}.yaml")
         trained[experiment.name] = train_experiment(
             experiment, tmp_path / "run", trained=trained, workers=0, progress_bar=False
@@ -214,6 +221,8 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
         assert "synthetic CTPA phantoms only" in bundle.card
         assert "not for clinical use" in bundle.card
         assert bundle.config.extra["training"]["steps_run"] == 3
+    assert load_bundle(trained["tiny-segmentation"]).config.extra["min_clot_ml"] == 0.12
+    assert "min_clot_ml" not in load_bundle(trained["tiny-classification"]).config.extra
     assert (tmp_path / "run" / "logs").is_dir()
     pipeline = Pipeline.from_bundles(
         [trained["tiny-classification"], trained["tiny-segmentation"], trained["tiny-detection"]]
