@@ -398,9 +398,13 @@ class Pipeline:
                 return float(self.models[task].bundle.config.threshold)  # type: ignore[arg-type]
         return 0.5
 
-    def min_clot_ml(self) -> float | None:
-        """Smallest 3D clot a U-Net alone may call PE with (its bundle's, from validation)."""
-        if "segmentation" not in self.models:
+    def min_clot_ml(self, tasks: Iterable[str] | None = None) -> float | None:
+        """The smallest 3D clot that makes a study PE when ``tasks`` (default: all) run.
+
+        Set (by its bundle, chosen on validation) only when the U-Net gives the slice scores;
+        None otherwise.
+        """
+        if self.slice_score_source(tasks) != "segmentation":
             return None
         value = self.models["segmentation"].bundle.config.extra.get("min_clot_ml")
         return None if value is None else float(value)
@@ -429,8 +433,8 @@ class Pipeline:
             )
             clot_ml = float(volumes_ml.sum())
             largest_ml = float(volumes_ml.max()) if volumes_ml.size else 0.0
-            min_ml = self.min_clot_ml()
-            if min_ml is not None and self.slice_score_source(tasks) == "segmentation":
+            min_ml = self.min_clot_ml(tasks)
+            if min_ml is not None:
                 kept = set((np.flatnonzero(volumes_ml >= min_ml) + 1).tolist())
                 counted = [r for r in results if kept & on_slice.get(r.index, set())]
         probabilities = np.array(

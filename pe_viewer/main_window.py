@@ -207,7 +207,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._settings.setValue("window_preset", name)
 
     def jump_to_finding(self, step: int) -> None:
-        """Go to the next (``step`` +1) or previous (-1) slice at or above the threshold."""
+        """Go to the next (``step`` +1) or previous (-1) positive slice (see positive_results)."""
         z = self.state.z
         ahead = [r.index for r in self.state.positive_results() if (r.index - z) * step > 0]
         if ahead:

@@ -56,9 +56,7 @@ class ModelsInfo:
             cards={t: m.bundle.card for t, m in pipeline.models.items()},
             threshold=pipeline.threshold(),
             score_source=pipeline.slice_score_source(),
-            min_clot_ml=(
-                pipeline.min_clot_ml() if pipeline.slice_score_source() == "segmentation" else None
-            ),
+            min_clot_ml=pipeline.min_clot_ml(),
         )
 
 

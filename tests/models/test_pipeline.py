@@ -230,6 +230,8 @@ def test_a_unet_alone_calls_pe_only_for_a_clot_of_the_minimum_size(
     results = [_slice(z, masks[z]) for z in range(10)]
 
     strict = _unet_alone(tmp_path / "strict", min_clot_ml=clot_ml / 2)
+    assert strict.min_clot_ml() == pytest.approx(clot_ml / 2)
+    assert strict.min_clot_ml(tasks=[]) is None  # the rule holds only while the U-Net scores
     study = strict.summarise(volume, results)
     assert study.positive_slices == (3, 4, 5, 6)  # not the speck's slice 8
     assert study.triage == "pe"
