@@ -64,16 +64,19 @@ class TextItem(QtWidgets.QGraphicsPixmapItem):
     ) -> None:
         super().__init__(parent)
         self.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-        self.text = ""
-        self._drawn: tuple[str, str, str | None] | None = None
+        self._drawn: tuple[str, str, str | None] = ("", "", None)  # text, colour, background
         self._anchor = anchor
+
+    @property
+    def text(self) -> str:
+        """The text shown ("" before the first :meth:`set_text`)."""
+        return self._drawn[0]
 
     def set_text(self, text: str, color: str, background: str | None = None) -> None:
         """Show ``text`` in ``color``, on a ``background`` box when given."""
         if (text, color, background) == self._drawn:
             return
         self._drawn = text, color, background
-        self.text = text
         pixmap = text_pixmap(text, color, background)
         self.setPixmap(pixmap)
         size = pixmap.deviceIndependentSize()
