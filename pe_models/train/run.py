@@ -87,10 +87,14 @@ def _datasets(
         "positive_fraction": settings.positive_fraction,
         "seed": settings.seed,
     }
+    patches: dict[str, Any] = {
+        "patch": settings.patch,
+        "vessel_fraction": settings.vessel_fraction,
+    }
     train_set: Dataset
     val_set: Dataset
     if task in ("segmentation", "detection"):
-        train_set = Patches(train, spec, task, patch=settings.patch, **sampling)
+        train_set = Patches(train, spec, task, **patches, **sampling)
         val_set = LesionList(val, spec, task)
     elif task == "integrated":
         train_set = MultiTaskSlices(
@@ -98,9 +102,12 @@ def _datasets(
         )
         val_set = MultiTaskSliceList(val, spec, task)
     else:
-        train_set = BalancedSlices(
-            train, spec, task, matched_fraction=settings.matched_fraction, **sampling
-        )
+        if task == "classification" and settings.patch:  # PE in the patch; scored on slices
+            train_set = Patches(train, spec, task, **patches, **sampling)
+        else:
+            train_set = BalancedSlices(
+                train, spec, task, matched_fraction=settings.matched_fraction, **sampling
+            )
         val_set = SliceList(val, spec, task)
     collate = collate_detection if task in ("detection", "integrated") else None
     return train_set, val_set, collate

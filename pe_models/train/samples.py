@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from pe_models.data.records import NO_PE
 from pe_models.data.slices import InputSpec, PreparedStudy
+from pe_models.preprocess.windows import get_preset
 
 BINARY_TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # task: (positive slice labels, negative slice labels)
@@ -200,13 +201,29 @@ def lesion_slices(studies: Sequence[PreparedStudy]) -> list[SliceRef]:
     return found
 
 
+VESSEL_HU = 200.0
+"""Contrast-filled pulmonary arteries on CTPA are brighter than this; clots are darker."""
+
+PATCH_TASKS = ("segmentation", "detection", "classification")
+"""Tasks that can train on patches (a classifier learns "is there PE in this patch")."""
+
+
 class Patches(_Sampled):
-    """Square patches for segmentation and detection, lesion-centred with ``positive_fraction``.
+    """Square patches, lesion-centred with ``positive_fraction``, the others anywhere.
 
     Items: (image float32 (C, P, P), target), where the target is a uint8 (P, P) mask for
-    ``segmentation`` and torchvision's ``{"boxes": (k, 4), "labels": (k,)}`` for
-    ``detection`` (boxes clipped to the patch, see :func:`detection_target`). ``patch=None``
-    uses the whole input.
+    ``segmentation``, torchvision's ``{"boxes": (k, 4), "labels": (k,)}`` for ``detection``
+    (boxes clipped to the patch, see :func:`detection_target`) and a float32 scalar, 1 when
+    the patch holds a PE mask pixel, for ``classification``. ``patch=None`` uses the whole
+    input.
+
+    A classifier with global max pooling trained on patches learns a local finding, a clot,
+    rather than whatever else tells its slices apart (their level, the study); it then scores
+    whole slices unchanged.
+
+    Of the patches not centred on a lesion, ``vessel_fraction`` are centred on a pixel above
+    :data:`VESSEL_HU` (read from the ``vascular`` input channel): where a vessel ends or
+    leaves the slice it looks most like a clot, and random patches show mostly lung.
     """
 
     def __init__(
@@ -218,11 +235,14 @@ class Patches(_Sampled):
         length: int,
         patch: int | None,
         positive_fraction: float = 0.5,
+        vessel_fraction: float = 0.0,
         seed: int = 0,
     ) -> None:
         super().__init__(studies, spec, length, seed)
-        if task not in ("segmentation", "detection"):
-            raise ValueError(f"patches are for segmentation or detection, not {task!r}")
+        if vessel_fraction and "vascular" not in spec.windows:
+            raise ValueError("vessel_fraction needs the vascular window among the input windows")
+        if task not in PATCH_TASKS:
+            raise ValueError(f"patches are for {', '.join(PATCH_TASKS)}, not {task!r}")
         self.task = task
         self.patch = patch or spec.size
         self.lesions = lesion_slices(self.studies)
@@ -230,24 +250,39 @@ class Patches(_Sampled):
         if not self.lesions:
             raise ValueError(f"{task} needs slices with PE masks or boxes; found none")
         self.positive_fraction = positive_fraction
+        self.vessel_fraction = vessel_fraction
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, object]:
         rng = self._rng(index)
         size, patch = self.spec.size, self.patch
+        point = None
         if rng.random() < self.positive_fraction:
             study, k = self.lesions[int(rng.integers(len(self.lesions)))]
-            cy, cx = self._lesion_point(study, k, rng)
-            y0 = int(np.clip(cy - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
-            x0 = int(np.clip(cx - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
+            point = self._lesion_point(study, k, rng)
         else:
             study, k = self.all[int(rng.integers(len(self.all)))]
+            if rng.random() < self.vessel_fraction:
+                point = self._vessel_point(study, k, rng)
+        if point is None:
             y0, x0 = (int(v) for v in rng.integers(0, size - patch + 1, size=2))
+        else:  # the point lies inside the patch, at least patch / 8 from its edges
+            cy, cx = point
+            y0 = int(np.clip(cy - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
+            x0 = int(np.clip(cx - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
         image = self._image((study, k))[:, y0 : y0 + patch, x0 : x0 + patch]
-        if self.task == "segmentation":
-            masks = self.studies[study].masks
-            assert masks is not None  # lesion_slices / prepared masks guarantee this
-            return image, torch.from_numpy(masks[k, y0 : y0 + patch, x0 : x0 + patch].copy())
-        return image, self._boxes(study, k, y0, x0)
+        if self.task == "detection":
+            return image, self._boxes(study, k, y0, x0)
+        masks = self.studies[study].masks
+        if masks is None:
+            raise ValueError(
+                f"{self.studies[study].study_id}: {self.task} on patches needs PE masks"
+            )
+        mask = torch.from_numpy(masks[k, y0 : y0 + patch, x0 : x0 + patch].copy())
+        if self.task == "classification":
+            if rng.random() < 0.5:
+                image = image.flip(-1)
+            return image, torch.tensor(float(mask.any()))
+        return image, mask
 
     def _lesion_point(self, study: int, k: int, rng: np.random.Generator) -> tuple[int, int]:
         prepared = self.studies[study]
@@ -258,6 +293,17 @@ class Patches(_Sampled):
         assert prepared.boxes is not None
         box = prepared.boxes[k][int(rng.integers(len(prepared.boxes[k])))]
         return int((box[1] + box[3]) / 2), int((box[0] + box[2]) / 2)
+
+    def _vessel_point(self, study: int, k: int, rng: np.random.Generator) -> tuple[int, int] | None:
+        """A random pixel above :data:`VESSEL_HU` of one slice, or None when it has none."""
+        vascular = get_preset("vascular")
+        level = np.clip((VESSEL_HU - vascular.low) / vascular.width, 0, 1) * 255
+        channel = self.studies[study].images[k, self.spec.windows.index("vascular")]
+        rows, columns = np.nonzero(channel >= level)
+        if not len(rows):
+            return None
+        i = int(rng.integers(len(rows)))
+        return int(rows[i]), int(columns[i])
 
     def _boxes(self, study: int, k: int, y0: int, x0: int) -> dict[str, torch.Tensor]:
         prepared = self.studies[study]
