@@ -113,9 +113,6 @@ class TrainSpec:
     matched_fraction
         Slice tasks: share of negatives taken from the same study next to a positive slice,
         so that the level of the slice gives nothing away.
-    vessel_fraction
-        Patch training: share of the patches not centred on a lesion that are centred on a
-        contrast-filled vessel (hard negatives; see :class:`~pe_models.train.samples.Patches`).
     patch
         Train on square patches of this size (None: whole input). Segmentation and detection;
         also a classifier when the studies have PE masks (target: PE in the patch).
@@ -137,7 +134,6 @@ class TrainSpec:
     weight_decay: float = 1e-4
     positive_fraction: float = 0.5
     matched_fraction: float = 0.0
-    vessel_fraction: float = 0.0
     patch: int | None = None
     val_every: int = 250
     patience: int = 0

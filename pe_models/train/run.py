@@ -87,14 +87,10 @@ def _datasets(
         "positive_fraction": settings.positive_fraction,
         "seed": settings.seed,
     }
-    patches: dict[str, Any] = {
-        "patch": settings.patch,
-        "vessel_fraction": settings.vessel_fraction,
-    }
     train_set: Dataset
     val_set: Dataset
     if task in ("segmentation", "detection"):
-        train_set = Patches(train, spec, task, **patches, **sampling)
+        train_set = Patches(train, spec, task, patch=settings.patch, **sampling)
         val_set = LesionList(val, spec, task)
     elif task == "integrated":
         train_set = MultiTaskSlices(
@@ -103,7 +99,7 @@ def _datasets(
         val_set = MultiTaskSliceList(val, spec, task)
     else:
         if task == "classification" and settings.patch:  # PE in the patch; scored on slices
-            train_set = Patches(train, spec, task, **patches, **sampling)
+            train_set = Patches(train, spec, task, patch=settings.patch, **sampling)
         else:
             train_set = BalancedSlices(
                 train, spec, task, matched_fraction=settings.matched_fraction, **sampling

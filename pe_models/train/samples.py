@@ -15,7 +15,6 @@ from torch.utils.data import Dataset
 
 from pe_models.data.records import NO_PE
 from pe_models.data.slices import InputSpec, PreparedStudy
-from pe_models.preprocess.windows import get_preset
 
 BINARY_TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # task: (positive slice labels, negative slice labels)
@@ -201,9 +200,6 @@ def lesion_slices(studies: Sequence[PreparedStudy]) -> list[SliceRef]:
     return found
 
 
-VESSEL_HU = 200.0
-"""Contrast-filled pulmonary arteries on CTPA are brighter than this; clots are darker."""
-
 PATCH_TASKS = ("segmentation", "detection", "classification")
 """Tasks that can train on patches (a classifier learns "is there PE in this patch")."""
 
@@ -220,10 +216,6 @@ class Patches(_Sampled):
     A classifier with global max pooling trained on patches learns a local finding, a clot,
     rather than whatever else tells its slices apart (their level, the study); it then scores
     whole slices unchanged.
-
-    Of the patches not centred on a lesion, ``vessel_fraction`` are centred on a pixel above
-    :data:`VESSEL_HU` (read from the ``vascular`` input channel): where a vessel ends or
-    leaves the slice it looks most like a clot, and random patches show mostly lung.
     """
 
     def __init__(
@@ -235,12 +227,9 @@ class Patches(_Sampled):
         length: int,
         patch: int | None,
         positive_fraction: float = 0.5,
-        vessel_fraction: float = 0.0,
         seed: int = 0,
     ) -> None:
         super().__init__(studies, spec, length, seed)
-        if vessel_fraction and "vascular" not in spec.windows:
-            raise ValueError("vessel_fraction needs the vascular window among the input windows")
         if task not in PATCH_TASKS:
             raise ValueError(f"patches are for {', '.join(PATCH_TASKS)}, not {task!r}")
         self.task = task
@@ -250,25 +239,18 @@ class Patches(_Sampled):
         if not self.lesions:
             raise ValueError(f"{task} needs slices with PE masks or boxes; found none")
         self.positive_fraction = positive_fraction
-        self.vessel_fraction = vessel_fraction
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, object]:
         rng = self._rng(index)
         size, patch = self.spec.size, self.patch
-        point = None
         if rng.random() < self.positive_fraction:
             study, k = self.lesions[int(rng.integers(len(self.lesions)))]
-            point = self._lesion_point(study, k, rng)
-        else:
-            study, k = self.all[int(rng.integers(len(self.all)))]
-            if rng.random() < self.vessel_fraction:
-                point = self._vessel_point(study, k, rng)
-        if point is None:
-            y0, x0 = (int(v) for v in rng.integers(0, size - patch + 1, size=2))
-        else:  # the point lies inside the patch, at least patch / 8 from its edges
-            cy, cx = point
+            cy, cx = self._lesion_point(study, k, rng)
             y0 = int(np.clip(cy - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
             x0 = int(np.clip(cx - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
+        else:
+            study, k = self.all[int(rng.integers(len(self.all)))]
+            y0, x0 = (int(v) for v in rng.integers(0, size - patch + 1, size=2))
         image = self._image((study, k))[:, y0 : y0 + patch, x0 : x0 + patch]
         if self.task == "detection":
             return image, self._boxes(study, k, y0, x0)
@@ -293,17 +275,6 @@ class Patches(_Sampled):
         assert prepared.boxes is not None
         box = prepared.boxes[k][int(rng.integers(len(prepared.boxes[k])))]
         return int((box[1] + box[3]) / 2), int((box[0] + box[2]) / 2)
-
-    def _vessel_point(self, study: int, k: int, rng: np.random.Generator) -> tuple[int, int] | None:
-        """A random pixel above :data:`VESSEL_HU` of one slice, or None when it has none."""
-        vascular = get_preset("vascular")
-        level = np.clip((VESSEL_HU - vascular.low) / vascular.width, 0, 1) * 255
-        channel = self.studies[study].images[k, self.spec.windows.index("vascular")]
-        rows, columns = np.nonzero(channel >= level)
-        if not len(rows):
-            return None
-        i = int(rng.integers(len(rows)))
-        return int(rows[i]), int(columns[i])
 
     def _boxes(self, study: int, k: int, y0: int, x0: int) -> dict[str, torch.Tensor]:
         prepared = self.studies[study]

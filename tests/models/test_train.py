@@ -14,7 +14,6 @@ from pe_models.data.phantoms import phantom_records
 from pe_models.data.slices import InputSpec, boxes_to_input, prepare_studies, select_slices
 from pe_models.inference import Pipeline
 from pe_models.preprocess.lung_crop import CropBox
-from pe_models.preprocess.windows import get_preset
 from pe_models.synth.phantom import generate_phantom
 from pe_models.train.experiment import (
     ExperimentError,
@@ -24,7 +23,7 @@ from pe_models.train.experiment import (
 )
 from pe_models.train.presets import available_presets, preset_experiments
 from pe_models.train.run import build_network, train_experiment
-from pe_models.train.samples import VESSEL_HU, BalancedSlices, Patches, binary_slices
+from pe_models.train.samples import BalancedSlices, Patches, binary_slices
 
 RGB = ["lung", "vascular", "mediastinal"]
 NARROW = [16, 32, 64, 128]
@@ -213,25 +212,6 @@ def test_classifier_patches_are_labelled_by_the_clot_they_hold(prepared: list) -
     holds_clot = [float(pixels[i][1].any()) for i in range(len(pixels))]
     assert targets == holds_clot  # same seeds, same patches
     assert 0 < sum(targets) < len(targets)
-
-
-def test_vessel_patches_hold_contrast_filled_vessel(prepared: list) -> None:
-    spec = InputSpec(tuple(RGB), size=64)
-    vascular = get_preset("vascular")
-    level = (VESSEL_HU - vascular.low) / vascular.width
-    kwargs = {"length": 30, "patch": 16, "positive_fraction": 0.0}
-    vessels = Patches(prepared, spec, "classification", vessel_fraction=1.0, **kwargs)
-    anywhere = Patches(prepared, spec, "classification", **kwargs)
-
-    def bright_share(patches: Patches) -> float:
-        channel = RGB.index("vascular")
-        return float(np.mean([(patches[i][0][channel] >= level).any() for i in range(30)]))
-
-    assert bright_share(vessels) == 1.0
-    assert bright_share(anywhere) < 1.0
-    lung_only = InputSpec(("lung",), size=64)
-    with pytest.raises(ValueError, match="vascular window"):
-        Patches(prepared, lung_only, "classification", vessel_fraction=1.0, **kwargs)
 
 
 @pytest.mark.slow
