@@ -85,6 +85,7 @@ def study_summary(name: str, volume: Volume, result: StudyResult) -> dict[str, A
         "clot_volume_ml": (
             None if result.clot_volume_ml is None else round(result.clot_volume_ml, 2)
         ),
+        "not_assessable": result.not_assessable,
         "warnings": list(result.warnings),
     }
 

@@ -26,6 +26,11 @@ CONTRAST_P90_MIN_HU = 150.0
 """90th percentile of mediastinal blood/soft-tissue HU below which the pulmonary arteries are
 taken as unopacified (CTPA bolus: 250-450 HU; plain CT blood: ~40 HU)."""
 
+MIN_DECISION_EXTENT_MM = 20.0
+"""Shortest stack (slices × slice spacing, mm) that gets a study decision. A clot is told from a
+speck by following it through slices (FUMPE clots run a median 17 mm along z); one or two
+slices show a finding but cannot decide a study."""
+
 
 class InferenceCancelled(Exception):  # noqa: N818 - a normal outcome, not an error
     """Raised when ``should_cancel`` stopped a run; callers treat it as normal."""
@@ -79,6 +84,8 @@ class StudyResult:
     slices: tuple[SliceResult, ...]
     warnings: tuple[str, ...] = ()
     largest_clot_ml: float | None = None
+    not_assessable: str | None = None
+    """Why the study gets no decision (no arterial contrast, too few slices); None if it does."""
 
 
 @dataclass(frozen=True)
@@ -447,18 +454,30 @@ class Pipeline:
         )
         contrast = contrast_check(volume)
         warnings = []
+        reasons = []
         has_other = any(
             r.triage is not None and _top_class(r.triage) == "other_disease" for r in results
         )
         if not contrast.adequate:
+            reasons.append("no arterial contrast")
             warnings.append(
                 f"no pulmonary arterial contrast (mediastinal blood p90 {contrast.p90_hu:.0f} HU): "
                 "PE cannot be assessed on this study"
             )
-        if positive and contrast.adequate:
+        extent_mm = volume.shape[0] * volume.spacing[0]
+        if extent_mm < MIN_DECISION_EXTENT_MM:
+            reasons.append(f"{volume.shape[0]} slice(s), too few")
+            warnings.append(
+                f"the series covers {extent_mm:.1f} mm along z ({volume.shape[0]} slice(s)); a "
+                f"study decision needs at least {MIN_DECISION_EXTENT_MM:.0f} mm: the slice "
+                "findings stand, the study is not decided"
+            )
+        if positive and not reasons:
             decision = "pe"
+        elif has_other:
+            decision = "other_disease"
         else:
-            decision = "other_disease" if has_other else "normal"
+            decision = "normal"
         return StudyResult(
             pe_probability=patient_probability(probabilities),
             triage=decision,
@@ -468,6 +487,7 @@ class Pipeline:
             slices=tuple(results),
             warnings=tuple(warnings),
             largest_clot_ml=largest_ml,
+            not_assessable="; ".join(reasons) or None,
         )
 
 

@@ -44,6 +44,7 @@ def findings_document(volume: Volume, study: StudyResult, pipeline: Pipeline) ->
             "clot_volume_ml": study.clot_volume_ml,
             "contrast_adequate": study.contrast.adequate,
             "contrast_p90_hu": round(study.contrast.p90_hu, 1),
+            "not_assessable": study.not_assessable,
             "warnings": list(study.warnings),
         },
         "slices": slices,

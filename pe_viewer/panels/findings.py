@@ -113,13 +113,13 @@ class FindingsPanel(QtWidgets.QWidget):
         self._fill_slices()
 
     def _show_study(self, study: StudyResult) -> None:
-        if study.contrast.adequate:
+        if study.not_assessable is None:
             title = f"{TRIAGE_NAMES[study.triage]} — study P(PE) {study.pe_probability:.0%}"
             color = TRIAGE_COLORS[study.triage]
             lines = []
-        else:  # the models' PE output means nothing without opacified pulmonary arteries
-            title, color = "PE not assessable: no arterial contrast", NOT_ASSESSABLE_COLOR
-            lines = [f"Model P(PE) {study.pe_probability:.0%}, not meaningful without contrast"]
+        else:  # e.g. without opacified pulmonary arteries the models' PE output means nothing
+            title, color = f"PE not assessable: {study.not_assessable}", NOT_ASSESSABLE_COLOR
+            lines = [f"Model P(PE) {study.pe_probability:.0%}: no study decision"]
         self.decision.setText(title)
         self.decision.setStyleSheet(
             f"background-color: {color}; color: white; "

@@ -19,7 +19,7 @@ from pe_models.inference import (
 from pe_models.nets import build
 from pe_models.synth.phantom import Phantom, generate_phantom
 from pe_models.volume import Volume
-from tests.model_bundles import make_bundles
+from tests.model_bundles import make_bundles, make_oracle_bundles
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,28 @@ def test_non_contrast_study_is_flagged_and_not_called_pe(pipeline: Pipeline) -> 
     assert contrast_check(generate_phantom(4, "pe", "test").volume).adequate
     study = pipeline.run(plain.volume, slices=range(20, 26))
     assert study.triage != "pe"
+    assert study.not_assessable == "no arterial contrast"
     assert any("no pulmonary arterial contrast" in w for w in study.warnings)
+
+
+def test_a_stack_too_short_to_follow_a_clot_gets_no_study_decision(
+    tmp_path: Path, phantom: Phantom
+) -> None:
+    segmenter = make_oracle_bundles(tmp_path)[0]  # contrast-filled vessels score 1: "PE"
+    oracle = Pipeline.from_bundles([segmenter])
+    volume = phantom.volume  # 6.5 mm slices
+
+    def stack(count: int) -> Volume:
+        return Volume(volume.hu[24 : 24 + count], volume.spacing, volume.origin, volume.direction)
+
+    for count in (1, 3):  # 6.5 and 19.5 mm: below MIN_DECISION_EXTENT_MM
+        study = oracle.run(stack(count))
+        assert len(study.positive_slices) == count  # the slice findings stand
+        assert study.triage != "pe"
+        assert study.not_assessable == f"{count} slice(s), too few"
+        assert any("needs at least 20 mm" in w for w in study.warnings)
+    study = oracle.run(stack(4))
+    assert (study.triage, study.not_assessable) == ("pe", None)
 
 
 def test_two_bundles_for_one_task_are_refused(tmp_path: Path) -> None:
