@@ -232,6 +232,9 @@ class Patches(_Sampled):
         super().__init__(studies, spec, length, seed)
         if task not in PATCH_TASKS:
             raise ValueError(f"patches are for {', '.join(PATCH_TASKS)}, not {task!r}")
+        unmasked = [s.study_id for s in self.studies if s.masks is None]
+        if task != "detection" and unmasked:
+            raise ValueError(f"{task} on patches needs PE masks; none for {', '.join(unmasked)}")
         self.task = task
         self.patch = patch or spec.size
         self.lesions = lesion_slices(self.studies)
@@ -255,10 +258,7 @@ class Patches(_Sampled):
         if self.task == "detection":
             return image, self._boxes(study, k, y0, x0)
         masks = self.studies[study].masks
-        if masks is None:
-            raise ValueError(
-                f"{self.studies[study].study_id}: {self.task} on patches needs PE masks"
-            )
+        assert masks is not None  # checked in __init__
         mask = torch.from_numpy(masks[k, y0 : y0 + patch, x0 : x0 + patch].copy())
         if self.task == "classification":
             if rng.random() < 0.5:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +213,9 @@ def test_classifier_patches_are_labelled_by_the_clot_they_hold(prepared: list) -
     holds_clot = [float(pixels[i][1].any()) for i in range(len(pixels))]
     assert targets == holds_clot  # same seeds, same patches
     assert 0 < sum(targets) < len(targets)
+    unmasked = [replace(prepared[0], masks=None), *prepared[1:]]
+    with pytest.raises(ValueError, match=f"needs PE masks; none for {prepared[0].study_id}"):
+        Patches(unmasked, spec, "classification", length=1, patch=32)
 
 
 @pytest.mark.slow
