@@ -21,8 +21,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pe_models.inference import Pipeline  # noqa: E402
-from pe_models.preprocess.model_input import crop_box, model_input  # noqa: E402
+from pe_models.inference import Pipeline, config_input  # noqa: E402
+from pe_models.preprocess.model_input import crop_box  # noqa: E402
 from pe_models.synth.phantom import generate_phantom  # noqa: E402
 from tests.model_bundles import make_bundles  # noqa: E402
 
@@ -32,9 +32,7 @@ def _bare(pipeline: Pipeline, volume, indices: list[int]) -> float:
     for task, model in pipeline.models.items():
         config = model.bundle.config
         crops = [crop_box(volume.hu[z], volume.spacing[1:], config.crop) for z in indices]
-        prepared[task] = model_input(
-            [volume.hu[z] for z in indices], crops, model.windows, config.input_size
-        )
+        prepared[task] = config_input(volume, indices, crops, config, model.windows)
     if pipeline.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()

@@ -57,6 +57,9 @@ class BundleConfig:
     crop
         ``"dynamic"`` (seed 2's lung crop), ``"thorax"`` (the lung crop grown to the inside of
         the chest wall), ``"fixed"`` (seed 2's central crop) or ``"none"``.
+    context_mm
+        0 for a 2D input; else the input also holds the slices this many mm below and above
+        (2.5D, see :func:`pe_models.preprocess.model_input.model_input`).
     class_names
         Names of the outputs (for detection: without the background).
     threshold
@@ -70,6 +73,7 @@ class BundleConfig:
     normalisation: str = "unit"
     input_size: int = 512
     crop: str = "dynamic"
+    context_mm: float = 0.0
     class_names: tuple[str, ...] = ("pe",)
     threshold: float | None = None
     version: int = BUNDLE_VERSION

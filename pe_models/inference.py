@@ -16,7 +16,7 @@ from pe_models.bundle import BundleConfig, ModelBundle, load_bundle
 from pe_models.clots import clot_components
 from pe_models.explain import cam_heatmap
 from pe_models.preprocess.lung_crop import CropBox
-from pe_models.preprocess.model_input import crop_box, model_input
+from pe_models.preprocess.model_input import channel_names, crop_box, model_input
 from pe_models.preprocess.stack import WindowStack
 from pe_models.resources import resources_dir
 from pe_models.triage import TRIAGE_CLASSES, combine_stages, patient_probability
@@ -99,7 +99,7 @@ class ModelView:
     channels
         float32 (C, S, S) in [0, 1], one channel per input window (before normalisation).
     windows
-        The window preset of each channel.
+        The name of each channel: its window preset, and for context slices their offset.
     """
 
     crop: CropBox
@@ -111,9 +111,28 @@ def model_view(volume: Volume, z: int, config: BundleConfig) -> ModelView:
     """The crop and windowed input a bundle with ``config`` sees on slice ``z``."""
     crop = crop_box(volume.hu[z], volume.spacing[1:], config.crop)
     windows = WindowStack(config.input_windows, normalisation="unit")
-    images = model_input([volume.hu[z]], [crop], windows, config.input_size)
+    images = config_input(volume, [z], [crop], config, windows)
     channels = images[0].clamp(0, 1).numpy()
-    return ModelView(crop, channels, windows.channel_windows)
+    return ModelView(crop, channels, channel_names(windows, config.context_mm))
+
+
+def config_input(
+    volume: Volume,
+    slices: Sequence[int],
+    crops: Sequence[CropBox],
+    config: BundleConfig,
+    windows: WindowStack,
+) -> torch.Tensor:
+    """The (B, C, S, S) input of a bundle with ``config`` for ``slices`` of ``volume``."""
+    return model_input(
+        volume.hu,
+        slices,
+        crops,
+        windows,
+        config.input_size,
+        context_mm=config.context_mm,
+        z_spacing_mm=volume.spacing[0],
+    )
 
 
 def select_device(preferred: str | None = None) -> torch.device:
@@ -302,7 +321,7 @@ class Pipeline:
         model = self.models[target]
         config = model.bundle.config
         crop = crop_box(volume.hu[z], volume.spacing[1:], config.crop)
-        images = model_input([volume.hu[z]], [crop], model.windows, config.input_size)
+        images = config_input(volume, [z], [crop], config, model.windows)
         heatmap = cam_heatmap(model.network, target, images.to(self.device), method)
         return crop.mask_to_original(heatmap, volume.shape[1:], order=1)
 
@@ -320,8 +339,7 @@ class Pipeline:
                 crop_box(volume.hu[z], volume.spacing[1:], config.crop) for z in batch
             ]
         crops = crops_by_mode[config.crop]
-        images = model_input([volume.hu[z] for z in batch], crops, model.windows, config.input_size)
-        images = images.to(self.device)
+        images = config_input(volume, batch, crops, config, model.windows).to(self.device)
         with torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
             if task == "detection":
                 return model.network(list(images)), crops

@@ -47,17 +47,28 @@ class InputSpec:
     size
         Side of the square model input in pixels.
     crop
-        ``dynamic``, ``fixed`` or ``none``.
+        ``dynamic``, ``thorax``, ``fixed`` or ``none``.
+    context_mm
+        0 for 2D input; else neighbour slices this many mm away as two more channels (2.5D).
     """
 
     windows: tuple[str, ...]
     normalisation: str = "unit"
     size: int = 256
     crop: str = "dynamic"
+    context_mm: float = 0.0
+
+    @property
+    def channels(self) -> int:
+        """Number of input channels."""
+        return len(self.windows) + (2 if self.context_mm else 0)
 
     def key(self) -> str:
         """A short digest naming this recipe in cache file names."""
-        text = json.dumps({**asdict(self), "version": PREPARED_VERSION}, sort_keys=True)
+        recipe = asdict(self)
+        if not self.context_mm:  # 2D recipes keep the names they had before 2.5D existed
+            del recipe["context_mm"]
+        text = json.dumps({**recipe, "version": PREPARED_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def normalise(self, unit_uint8: torch.Tensor) -> torch.Tensor:
@@ -127,7 +138,17 @@ def prepare_study(
     crops = [crop_box(volume.hu[z], volume.spacing[1:], spec.crop) for z in keep]
     images = np.concatenate(
         [
-            _to_uint8(model_input([volume.hu[z]], [crop], windows, spec.size))
+            _to_uint8(
+                model_input(
+                    volume.hu,
+                    [z],
+                    [crop],
+                    windows,
+                    spec.size,
+                    context_mm=spec.context_mm,
+                    z_spacing_mm=volume.spacing[0],
+                )
+            )
             for z, crop in zip(keep, crops, strict=True)
         ]
     )

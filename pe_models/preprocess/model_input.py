@@ -18,6 +18,11 @@ from pe_models.preprocess.stack import WindowStack
 
 CROP_MODES = ("dynamic", "thorax", "fixed", "none")
 
+CONTEXT_WINDOW = "vascular"
+"""Window of the neighbour-slice channels of a 2.5D input. A clot is a filling defect in the
+contrast column and runs through many slices; a vessel that merely leaves the slice (partial
+volume makes its cut look dark, like a clot) is gone a few mm on."""
+
 
 def crop_box(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float], mode: str) -> CropBox:
     """The crop of one (y, x) slice for ``mode`` (``dynamic``, ``thorax``, ``fixed``, ``none``)."""
@@ -32,37 +37,81 @@ def crop_box(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float], mode: 
     raise ValueError(f"unknown crop mode {mode!r}; valid: {', '.join(CROP_MODES)}")
 
 
+def context_slices(
+    z: int, n_slices: int, z_spacing_mm: float, context_mm: float
+) -> tuple[int, int]:
+    """The slices about ``context_mm`` below and above slice ``z``.
+
+    At least one slice away; clamped to the ends of the stack (an end slice is its own
+    neighbour there).
+    """
+    step = max(1, round(context_mm / z_spacing_mm))
+    return max(0, z - step), min(n_slices - 1, z + step)
+
+
+def channel_names(windows: WindowStack, context_mm: float) -> tuple[str, ...]:
+    """A name per model input channel, in order (see :func:`model_input`)."""
+    if not context_mm:
+        return windows.channel_windows
+    return (
+        *windows.channel_windows,
+        f"{CONTEXT_WINDOW} {-context_mm:g} mm",
+        f"{CONTEXT_WINDOW} +{context_mm:g} mm",
+    )
+
+
 def model_input(
-    hu_slices: Sequence[np.ndarray],
+    hu: np.ndarray,
+    slices: Sequence[int],
     crops: Sequence[CropBox],
     windows: WindowStack,
     size: int,
+    *,
+    context_mm: float = 0.0,
+    z_spacing_mm: float = 1.0,
 ) -> torch.Tensor:
     """Crop, window and resize slices into a batch.
 
     Parameters
     ----------
-    hu_slices
-        (y, x) HU slices.
+    hu
+        (z, y, x) HU volume.
+    slices
+        z indices of the slices to prepare.
     crops
         One crop per slice, in original pixels.
     windows
         The channel layout and normalisation.
     size
         Side of the square output in pixels.
+    context_mm
+        0: one slice per input (2D). Otherwise two more channels (2.5D): the slices about this
+        many mm below and above, in the ``CONTEXT_WINDOW``, under the same crop.
+    z_spacing_mm
+        Distance between slices, to find the context slices.
 
     Returns
     -------
     torch.Tensor
-        float32 (B, C, size, size); bilinear resize with pixel-centre alignment (the inverse
-        of :meth:`CropBox.mask_to_original`).
+        float32 (B, C, size, size), C = windows + 2 context channels if any; bilinear resize
+        with pixel-centre alignment (the inverse of :meth:`CropBox.mask_to_original`).
     """
+    context = WindowStack((CONTEXT_WINDOW,), normalisation=windows.normalisation)
     resized = []
-    for hu_slice, crop in zip(hu_slices, crops, strict=True):
-        channels = torch.from_numpy(windows(crop.apply(hu_slice)))[None]
+    for z, crop in zip(slices, crops, strict=True):
+        channels = windows(crop.apply(hu[z]))
+        if context_mm:
+            below, above = context_slices(z, hu.shape[0], z_spacing_mm, context_mm)
+            channels = np.concatenate(
+                [channels, context(crop.apply(hu[below])), context(crop.apply(hu[above]))]
+            )
         resized.append(
             F.interpolate(
-                channels, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+                torch.from_numpy(channels)[None],
+                size=(size, size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
             )
         )
     return torch.cat(resized)

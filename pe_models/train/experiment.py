@@ -228,11 +228,18 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
     input_raw = dict(raw["input"])
     input_raw["windows"] = tuple(input_raw.get("windows", ()))
     model = _build(ModelSpec, raw["model"], source, "model")
+    spec = _build(InputSpec, input_raw, source, "input")
+    in_chans = model.kwargs.get("in_chans")
+    if in_chans is not None and in_chans != spec.channels:
+        raise ExperimentError(
+            f"{source}: model.kwargs.in_chans is {in_chans} but the input has {spec.channels} "
+            "channels (one per window, and two more with context_mm)"
+        )
     return Experiment(
         name=str(raw["name"]),
         task=raw["task"],
         model=model,
-        input=_build(InputSpec, input_raw, source, "input"),
+        input=spec,
         data=data,
         train=_build(TrainSpec, raw.get("train", {}), source, "train"),
         output=str(raw.get("output", raw["name"])),

@@ -283,6 +283,7 @@ def train_experiment(
         normalisation=experiment.input.normalisation,
         input_size=experiment.input.size,
         crop=experiment.input.crop,
+        context_mm=experiment.input.context_mm,
         class_names=experiment.class_names,
         extra={"training": summary}
         | ({} if experiment.min_clot_ml is None else {"min_clot_ml": experiment.min_clot_ml}),
@@ -313,7 +314,12 @@ def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
         f"- Task: {experiment.task}; architecture `{experiment.model.arch}` "
         f"{json.dumps(experiment.model.kwargs)}",
         f"- Input: windows {', '.join(experiment.input.windows)}, {experiment.input.crop} crop, "
-        f"{experiment.input.size}² px, normalisation {experiment.input.normalisation}",
+        f"{experiment.input.size}² px, normalisation {experiment.input.normalisation}"
+        + (
+            f", neighbour slices ±{experiment.input.context_mm:g} mm"
+            if experiment.input.context_mm
+            else ""
+        ),
         f"- Trained on {trained_on}.",
         f"- Intended use: {experiment.card.get('intended_use', 'research and software testing')}.",
         f"- Training: {summary['steps_run']} steps; best validation "

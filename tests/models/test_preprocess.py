@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from pe_models.data.phantoms import phantom_records
 from pe_models.preprocess import (
@@ -17,7 +18,7 @@ from pe_models.preprocess import (
     thorax_crop,
     window_presets,
 )
-from pe_models.preprocess.model_input import crop_box
+from pe_models.preprocess.model_input import channel_names, context_slices, crop_box, model_input
 
 
 def test_fixed_presets_have_the_design_values() -> None:
@@ -138,3 +139,32 @@ def test_boxes_and_masks_map_back_through_crop_and_resize() -> None:
     assert (rows.min(), rows.max() + 1, columns.min(), columns.max() + 1) == (140, 180, 90, 170)
     assert full.dtype == np.uint8
     assert full.shape == (512, 512)
+
+
+def test_a_2_5d_input_adds_the_neighbour_slices_in_the_vascular_window() -> None:
+    hu = np.stack([np.full((32, 32), 10.0 * z, np.float32) for z in range(8)])  # HU = 10 z
+    windows = WindowStack(("lung", "vascular"))
+    crops = [CropBox(0, 32, 0, 32, "none")] * 3
+    images = model_input(hu, [0, 4, 7], crops, windows, 32, context_mm=2.5, z_spacing_mm=1.25)
+    assert images.shape == (3, 4, 32, 32)
+
+    def vascular(z: int) -> float:
+        return float(apply_window(np.array([10.0 * z]), "vascular")[0])
+
+    # 2.5 mm at 1.25 mm per slice is 2 slices; the stack's ends stand in beyond it.
+    expected = {0: (0, 2), 4: (2, 6), 7: (5, 7)}
+    for image, (below, above) in zip(images, expected.values(), strict=True):
+        assert image[2].mean().item() == pytest.approx(vascular(below), abs=1e-5)
+        assert image[3].mean().item() == pytest.approx(vascular(above), abs=1e-5)
+    plain = model_input(hu, [4], crops[:1], windows, 32)
+    assert torch.equal(plain[0], images[1, :2])  # the slice's own channels are unchanged
+    assert channel_names(windows, 2.5) == (
+        "lung",
+        "vascular",
+        "vascular -2.5 mm",
+        "vascular +2.5 mm",
+    )
+
+
+def test_thick_slices_take_the_next_slice_as_context() -> None:
+    assert context_slices(3, 10, z_spacing_mm=5.0, context_mm=2.5) == (2, 4)

@@ -13,7 +13,7 @@ import yaml
 from pe_models.bundle import load_bundle
 from pe_models.data.phantoms import phantom_records
 from pe_models.data.slices import InputSpec, boxes_to_input, prepare_studies, select_slices
-from pe_models.inference import Pipeline
+from pe_models.inference import Pipeline, model_view
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.synth.phantom import generate_phantom
 from pe_models.train.experiment import (
@@ -88,6 +88,11 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
         parse_experiment(raw, path)
     raw = experiment_dict("segmentation", min_clot_ml=-1)
     with pytest.raises(ExperimentError, match="positive number of mL"):
+        parse_experiment(raw, path)
+    raw = experiment_dict("segmentation")
+    raw["input"]["context_mm"] = 2.5  # two more channels, but the net still takes three
+    raw["model"]["kwargs"]["in_chans"] = 3
+    with pytest.raises(ExperimentError, match="in_chans is 3 but the input has 5 channels"):
         parse_experiment(raw, path)
 
 
@@ -252,6 +257,22 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
     assert 0.0 <= result.pe_probability <= 1.0
     assert result.mask.shape == volume.shape[1:]
     assert result.boxes.shape[1] == 5
+
+
+def test_a_2_5d_unet_trains_on_neighbour_slices_and_runs_in_the_pipeline(tmp_path: Path) -> None:
+    raw = experiment_dict("segmentation")
+    raw["input"]["context_mm"] = 2.5
+    raw["model"]["kwargs"]["in_chans"] = 5
+    experiment = parse_experiment(raw, tmp_path / "unet25d.yaml")
+    folder = train_experiment(experiment, tmp_path / "run", workers=0, progress_bar=False)
+    config = load_bundle(folder).config
+    assert config.context_mm == 2.5
+    volume = generate_phantom(50, "pe", "test").volume
+    view = model_view(volume, 20, config)
+    assert view.channels.shape == (5, 64, 64)
+    assert view.windows[3:] == ("vascular -2.5 mm", "vascular +2.5 mm")
+    (result,) = Pipeline.from_bundles([folder]).run(volume, slices=[20]).slices
+    assert result.mask.shape == volume.shape[1:]
 
 
 def test_unet_and_detector_start_from_the_classifier(tmp_path: Path) -> None:
