@@ -58,7 +58,7 @@ class BundleConfig:
         ``"dynamic"`` (seed 2's lung crop), ``"thorax"`` (the lung crop grown to the inside of
         the chest wall), ``"fixed"`` (seed 2's central crop) or ``"none"``.
     context_mm
-        0 for a 2D input; else the input also holds the slices this many mm below and above
+        0 for a 2D input; else the input also holds the slices this many mm either side
         (2.5D, see :func:`pe_models.preprocess.model_input.model_input`).
     class_names
         Names of the outputs (for detection: without the background).

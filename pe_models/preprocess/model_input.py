@@ -40,7 +40,7 @@ def crop_box(hu_slice: np.ndarray, pixel_spacing_mm: tuple[float, float], mode: 
 def context_slices(
     z: int, n_slices: int, z_spacing_mm: float, context_mm: float
 ) -> tuple[int, int]:
-    """The slices about ``context_mm`` below and above slice ``z``.
+    """The slices about ``context_mm`` before and after slice ``z`` (lower, higher index).
 
     At least one slice away; clamped to the ends of the stack (an end slice is its own
     neighbour there).
@@ -86,7 +86,7 @@ def model_input(
         Side of the square output in pixels.
     context_mm
         0: one slice per input (2D). Otherwise two more channels (2.5D): the slices about this
-        many mm below and above, in the ``CONTEXT_WINDOW``, under the same crop.
+        many mm before and after along z, in the ``CONTEXT_WINDOW``, under the same crop.
     z_spacing_mm
         Distance between slices, to find the context slices.
 
@@ -101,9 +101,9 @@ def model_input(
     for z, crop in zip(slices, crops, strict=True):
         channels = windows(crop.apply(hu[z]))
         if context_mm:
-            below, above = context_slices(z, hu.shape[0], z_spacing_mm, context_mm)
+            before, after = context_slices(z, hu.shape[0], z_spacing_mm, context_mm)
             channels = np.concatenate(
-                [channels, context(crop.apply(hu[below])), context(crop.apply(hu[above]))]
+                [channels, context(crop.apply(hu[before])), context(crop.apply(hu[after]))]
             )
         resized.append(
             F.interpolate(

@@ -8,7 +8,7 @@ the training schedule::
     task: classification
     model: {arch: classifier, kwargs: {backbone: resnet10t, in_chans: 3}, init_from: null}
     input: {windows: [lung, vascular, mediastinal], normalisation: unit, size: 256}
-    # 2.5D: context_mm: 2.5 adds the slices 2.5 mm below and above (in_chans: 5)
+    # 2.5D: context_mm: 2.5 adds the slices 2.5 mm either side along z (in_chans: 5)
     data:
       source: phantoms               # phantoms | folder | rsna | fumpe
       train: {seeds: [1000, 1040], kind: mix}   # seeds [start, stop)

@@ -153,9 +153,9 @@ def test_a_2_5d_input_adds_the_neighbour_slices_in_the_vascular_window() -> None
 
     # 2.5 mm at 1.25 mm per slice is 2 slices; the stack's ends stand in beyond it.
     expected = {0: (0, 2), 4: (2, 6), 7: (5, 7)}
-    for image, (below, above) in zip(images, expected.values(), strict=True):
-        assert image[2].mean().item() == pytest.approx(vascular(below), abs=1e-5)
-        assert image[3].mean().item() == pytest.approx(vascular(above), abs=1e-5)
+    for image, (before, after) in zip(images, expected.values(), strict=True):
+        assert image[2].mean().item() == pytest.approx(vascular(before), abs=1e-5)
+        assert image[3].mean().item() == pytest.approx(vascular(after), abs=1e-5)
     plain = model_input(hu, [4], crops[:1], windows, 32)
     assert torch.equal(plain[0], images[1, :2])  # the slice's own channels are unchanged
     assert channel_names(windows, 2.5) == (
