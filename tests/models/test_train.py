@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
-from pe_models.bundle import load_bundle
+from pe_models.bundle import WEIGHTS_FILE, load_bundle
 from pe_models.data.phantoms import phantom_records
 from pe_models.data.slices import InputSpec, boxes_to_input, prepare_studies, select_slices
 from pe_models.inference import Pipeline, model_view
@@ -257,6 +258,18 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
     assert 0.0 <= result.pe_probability <= 1.0
     assert result.mask.shape == volume.shape[1:]
     assert result.boxes.shape[1] == 5
+
+
+def test_a_training_run_is_reproducible(tmp_path: Path) -> None:
+    """The same experiment twice gives the same weights (how the demo bundles are rebuilt)."""
+    experiment = parse_experiment(experiment_dict("segmentation"), tmp_path / "unet.yaml")
+    weights = []
+    for run in ("first", "second"):
+        folder = train_experiment(experiment, tmp_path / run, workers=0, progress_bar=False)
+        weights.append(load_file(folder / WEIGHTS_FILE))
+    first, second = weights
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
 
 
 def test_a_2_5d_unet_trains_on_neighbour_slices_and_runs_in_the_pipeline(tmp_path: Path) -> None:
