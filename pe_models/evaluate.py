@@ -73,12 +73,16 @@ def pixel_slices(labels: Sequence[str], negative_stride: int) -> list[int]:
 
 
 def study_summary(name: str, volume: Volume, result: StudyResult) -> dict[str, Any]:
-    """What the app says about a study, as one JSON-ready row."""
+    """What the app says about a study, as one JSON-ready row.
+
+    ``decision`` is ``not assessable`` when the study gets none (``not_assessable`` says why),
+    not the ``normal`` that :class:`StudyResult` keeps in its fixed ``triage`` field.
+    """
     return {
         "study": name,
         "slices": volume.shape[0],
         "pe_probability": round(result.pe_probability, 4),
-        "decision": result.triage,
+        "decision": "not assessable" if result.not_assessable else result.triage,
         "positive_slices": len(result.positive_slices),
         "contrast_adequate": result.contrast.adequate,
         "contrast_p90_hu": round(result.contrast.p90_hu, 1),

@@ -103,5 +103,6 @@ def test_non_contrast_real_series_is_not_called_pe(
     assert pe_eval(["--bundles", str(bundles), "--real", str(series), "--out", str(tmp_path)]) == 0
     (row,) = json.loads((tmp_path / "report.json").read_text())["real_ct"]
     assert row["contrast_adequate"] is False
-    assert row["decision"] != "pe"
+    assert row["decision"] == "not assessable"  # neither PE nor a reassuring "normal"
+    assert row["not_assessable"] == "no arterial contrast"
     assert any("no pulmonary arterial contrast" in w for w in row["warnings"])
