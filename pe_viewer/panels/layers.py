@@ -11,6 +11,12 @@ from pe_viewer.worker import ModelsInfo
 EXPLAINABLE = ("classification", "triage_stage2", "triage_stage1", "segmentation", "detection")
 """Tasks Grad-CAM can explain, in the order of preference for the default."""
 
+LAYER_MODELS: dict[str, tuple[str, ...]] = {
+    "mask": ("segmentation", "integrated"),
+    "boxes": ("detection", "integrated"),
+}
+"""Layers drawn from one kind of model, and the tasks that give it; the others always apply."""
+
 
 class LayerPanel(QtWidgets.QWidget):
     """A row per overlay layer (visible, opacity) plus the Grad-CAM target and method."""
@@ -52,8 +58,16 @@ class LayerPanel(QtWidgets.QWidget):
         self.sync()
 
     def set_models(self, models: ModelsInfo | None) -> None:
-        """Offer the loaded models that Grad-CAM can explain."""
-        tasks = [t for t in EXPLAINABLE if models is not None and t in models.configs]
+        """Offer the loaded models that Grad-CAM can explain; grey out layers none can draw."""
+        loaded = set() if models is None else set(models.configs)
+        for layer, tasks_drawing in LAYER_MODELS.items():
+            available = bool(loaded & set(tasks_drawing))
+            for widget in (self.visible[layer], self.opacity[layer]):
+                widget.setEnabled(available)
+            self.visible[layer].setToolTip(
+                "" if available else f"No {' or '.join(tasks_drawing)} model is loaded"
+            )
+        tasks = [t for t in EXPLAINABLE if t in loaded]
         with QtCore.QSignalBlocker(self.cam_target):
             self.cam_target.clear()
             self.cam_target.addItems(tasks)

@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 from PySide6 import QtWidgets
 
+from pe_models.bundle import BundleConfig
 from pe_models.inference import ContrastCheck, SliceResult, StudyResult
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.volume import Volume
 from pe_viewer.overlays import bounding_patch, heatmap_lut, heatmap_patch, mask_patch, triage_text
+from pe_viewer.panels.layers import LayerPanel
 from pe_viewer.pixmaps import TextItem
 from pe_viewer.state import HeatmapKey, ViewerState
+from pe_viewer.worker import ModelsInfo
 
 
 def _volume(z: int = 5) -> Volume:
@@ -120,3 +123,22 @@ def test_positive_slices_are_the_studys_once_it_is_in(qtbot) -> None:
     study = StudyResult(0.95, "pe", (1, 3), 0.5, ContrastCheck(True, 300.0), tuple(results))
     state.set_study(study)
     assert [r.index for r in state.positive_results()] == [3, 1]
+
+
+def test_layers_no_loaded_model_can_draw_are_greyed_out(qtbot) -> None:
+    panel = LayerPanel(ViewerState())
+    qtbot.addWidget(panel)
+    unet = BundleConfig("unet", {}, "segmentation", ("vascular",))
+    panel.set_models(ModelsInfo("CPU", {"segmentation": unet}, {}, 0.5, "segmentation"))
+    assert panel.visible["mask"].isEnabled()
+    assert not panel.visible["boxes"].isEnabled()
+    assert not panel.opacity["boxes"].isEnabled()
+    assert "No detection or integrated model" in panel.visible["boxes"].toolTip()
+    assert panel.visible["triage"].isEnabled()  # the badge also shows a U-Net's slice score
+    detector = BundleConfig("detector", {}, "detection", ("vascular",))
+    both = {"segmentation": unet, "detection": detector}
+    panel.set_models(ModelsInfo("CPU", both, {}, 0.5, "segmentation"))
+    assert panel.visible["boxes"].isEnabled()
+    assert panel.visible["boxes"].toolTip() == ""
+    panel.set_models(None)
+    assert not panel.visible["mask"].isEnabled()
