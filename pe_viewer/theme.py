@@ -21,12 +21,21 @@ COLORS = {
     "PlaceholderText": "#808080",
 }
 
+DISABLED_TEXT = "#6b6b6b"
+"""Text of disabled controls (e.g. a layer no loaded model can draw): dimmer than ``Text``."""
+
 
 def dark_palette() -> QtGui.QPalette:
     """A dark palette suited to reading CT in a dim room."""
     palette = QtGui.QPalette()
     for role, color in COLORS.items():
         palette.setColor(getattr(QtGui.QPalette.ColorRole, role), QtGui.QColor(color))
+    for role in ("WindowText", "Text", "ButtonText"):
+        palette.setColor(
+            QtGui.QPalette.ColorGroup.Disabled,
+            getattr(QtGui.QPalette.ColorRole, role),
+            QtGui.QColor(DISABLED_TEXT),
+        )
     return palette
 
 
