@@ -125,13 +125,7 @@ def config_input(
 ) -> torch.Tensor:
     """The (B, C, S, S) input of a bundle with ``config`` for ``slices`` of ``volume``."""
     return model_input(
-        volume.hu,
-        slices,
-        crops,
-        windows,
-        config.input_size,
-        context_mm=config.context_mm,
-        z_spacing_mm=volume.spacing[0],
+        volume, slices, crops, windows, config.input_size, context_mm=config.context_mm
     )
 
 

@@ -139,15 +139,7 @@ def prepare_study(
     images = np.concatenate(
         [
             _to_uint8(
-                model_input(
-                    volume.hu,
-                    [z],
-                    [crop],
-                    windows,
-                    spec.size,
-                    context_mm=spec.context_mm,
-                    z_spacing_mm=volume.spacing[0],
-                )
+                model_input(volume, [z], [crop], windows, spec.size, context_mm=spec.context_mm)
             )
             for z, crop in zip(keep, crops, strict=True)
         ]

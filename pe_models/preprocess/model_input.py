@@ -15,6 +15,7 @@ from pe_models.preprocess.lung_crop import (
     thorax_crop,
 )
 from pe_models.preprocess.stack import WindowStack
+from pe_models.volume import Volume
 
 CROP_MODES = ("dynamic", "thorax", "fixed", "none")
 
@@ -61,21 +62,20 @@ def channel_names(windows: WindowStack, context_mm: float) -> tuple[str, ...]:
 
 
 def model_input(
-    hu: np.ndarray,
+    volume: Volume,
     slices: Sequence[int],
     crops: Sequence[CropBox],
     windows: WindowStack,
     size: int,
     *,
     context_mm: float = 0.0,
-    z_spacing_mm: float = 1.0,
 ) -> torch.Tensor:
     """Crop, window and resize slices into a batch.
 
     Parameters
     ----------
-    hu
-        (z, y, x) HU volume.
+    volume
+        The (z, y, x) HU volume; its slice spacing places the context slices.
     slices
         z indices of the slices to prepare.
     crops
@@ -87,8 +87,6 @@ def model_input(
     context_mm
         0: one slice per input (2D). Otherwise two more channels (2.5D): the slices about this
         many mm before and after along z, in the ``CONTEXT_WINDOW``, under the same crop.
-    z_spacing_mm
-        Distance between slices, to find the context slices.
 
     Returns
     -------
@@ -98,10 +96,11 @@ def model_input(
     """
     context = WindowStack((CONTEXT_WINDOW,), normalisation=windows.normalisation)
     resized = []
+    hu = volume.hu
     for z, crop in zip(slices, crops, strict=True):
         channels = windows(crop.apply(hu[z]))
         if context_mm:
-            before, after = context_slices(z, hu.shape[0], z_spacing_mm, context_mm)
+            before, after = context_slices(z, hu.shape[0], volume.spacing[0], context_mm)
             channels = np.concatenate(
                 [channels, context(crop.apply(hu[before])), context(crop.apply(hu[after]))]
             )

@@ -19,6 +19,7 @@ from pe_models.preprocess import (
     window_presets,
 )
 from pe_models.preprocess.model_input import channel_names, context_slices, crop_box, model_input
+from pe_models.volume import Volume
 
 
 def test_fixed_presets_have_the_design_values() -> None:
@@ -142,10 +143,11 @@ def test_boxes_and_masks_map_back_through_crop_and_resize() -> None:
 
 
 def test_a_2_5d_input_adds_the_neighbour_slices_in_the_vascular_window() -> None:
-    hu = np.stack([np.full((32, 32), 10.0 * z, np.float32) for z in range(8)])  # HU = 10 z
+    hu = np.stack([np.full((32, 32), 10 * z, np.int16) for z in range(8)])  # HU = 10 z
     windows = WindowStack(("lung", "vascular"))
     crops = [CropBox(0, 32, 0, 32, "none")] * 3
-    images = model_input(hu, [0, 4, 7], crops, windows, 32, context_mm=2.5, z_spacing_mm=1.25)
+    volume = Volume(hu, (1.25, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    images = model_input(volume, [0, 4, 7], crops, windows, 32, context_mm=2.5)
     assert images.shape == (3, 4, 32, 32)
 
     def vascular(z: int) -> float:
@@ -156,7 +158,7 @@ def test_a_2_5d_input_adds_the_neighbour_slices_in_the_vascular_window() -> None
     for image, (before, after) in zip(images, expected.values(), strict=True):
         assert image[2].mean().item() == pytest.approx(vascular(before), abs=1e-5)
         assert image[3].mean().item() == pytest.approx(vascular(after), abs=1e-5)
-    plain = model_input(hu, [4], crops[:1], windows, 32)
+    plain = model_input(volume, [4], crops[:1], windows, 32)
     assert torch.equal(plain[0], images[1, :2])  # the slice's own channels are unchanged
     assert channel_names(windows, 2.5) == (
         "lung",
