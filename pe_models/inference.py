@@ -19,17 +19,9 @@ from pe_models.preprocess.lung_crop import CropBox
 from pe_models.preprocess.model_input import channel_names, crop_box, model_input
 from pe_models.preprocess.stack import WindowStack
 from pe_models.resources import resources_dir
+from pe_models.study_checks import ContrastCheck, assess
 from pe_models.triage import TRIAGE_CLASSES, combine_stages, patient_probability
 from pe_models.volume import Volume
-
-CONTRAST_P90_MIN_HU = 150.0
-"""90th percentile of mediastinal blood/soft-tissue HU below which the pulmonary arteries are
-taken as unopacified (CTPA bolus: 250-450 HU; plain CT blood: ~40 HU)."""
-
-MIN_DECISION_EXTENT_MM = 20.0
-"""Shortest stack (slices × slice spacing, mm) that gets a study decision. A clot is told from a
-speck by following it through slices (FUMPE clots run a median 17 mm along z); one or two
-slices show a finding but cannot decide a study."""
 
 
 class InferenceCancelled(Exception):  # noqa: N818 - a normal outcome, not an error
@@ -65,14 +57,6 @@ class SliceResult:
 
 
 @dataclass(frozen=True)
-class ContrastCheck:
-    """Is there pulmonary arterial contrast? (90th percentile HU of central mediastinal blood)."""
-
-    adequate: bool
-    p90_hu: float
-
-
-@dataclass(frozen=True)
 class StudyResult:
     """The study-level answer and every slice result, in z order."""
 
@@ -85,7 +69,8 @@ class StudyResult:
     warnings: tuple[str, ...] = ()
     largest_clot_ml: float | None = None
     not_assessable: str | None = None
-    """Why the study gets no decision (no arterial contrast, too few slices); None if it does."""
+    """Why the study gets no decision (no arterial contrast, little lung, too few slices); None
+    if it does (see :func:`pe_models.study_checks.assess`)."""
 
 
 @dataclass(frozen=True)
@@ -138,19 +123,6 @@ def select_device(preferred: str | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def contrast_check(volume: Volume) -> ContrastCheck:
-    """Whether the central mediastinum of the middle slices holds opacified blood."""
-    z, rows, columns = volume.shape
-    middle = volume.hu[
-        z // 3 : 2 * z // 3 + 1,
-        int(0.3 * rows) : int(0.6 * rows),
-        int(0.35 * columns) : int(0.65 * columns),
-    ]
-    blood_like = middle[(middle > -50) & (middle < 700)]
-    p90 = float(np.percentile(blood_like, 90)) if blood_like.size else float("nan")
-    return ContrastCheck(adequate=bool(p90 >= CONTRAST_P90_MIN_HU), p90_hu=p90)
 
 
 @dataclass
@@ -464,27 +436,11 @@ class Pipeline:
             for r in counted
             if r.pe_probability is not None and r.pe_probability >= threshold
         )
-        contrast = contrast_check(volume)
-        warnings = []
-        reasons = []
+        checks = assess(volume)
         has_other = any(
             r.triage is not None and _top_class(r.triage) == "other_disease" for r in results
         )
-        if not contrast.adequate:
-            reasons.append("no arterial contrast")
-            warnings.append(
-                f"no pulmonary arterial contrast (mediastinal blood p90 {contrast.p90_hu:.0f} HU): "
-                "PE cannot be assessed on this study"
-            )
-        extent_mm = volume.shape[0] * volume.spacing[0]
-        if extent_mm < MIN_DECISION_EXTENT_MM:
-            reasons.append(f"{volume.shape[0]} slice(s), too few")
-            warnings.append(
-                f"the series covers {extent_mm:.1f} mm along z ({volume.shape[0]} slice(s)); a "
-                f"study decision needs at least {MIN_DECISION_EXTENT_MM:.0f} mm: the slice "
-                "findings stand, the study is not decided"
-            )
-        if positive and not reasons:
+        if positive and not checks.reasons:
             decision = "pe"
         elif has_other:
             decision = "other_disease"
@@ -495,11 +451,11 @@ class Pipeline:
             triage=decision,
             positive_slices=positive,
             clot_volume_ml=clot_ml,
-            contrast=contrast,
+            contrast=checks.contrast,
             slices=tuple(results),
-            warnings=tuple(warnings),
+            warnings=checks.warnings,
             largest_clot_ml=largest_ml,
-            not_assessable="; ".join(reasons) or None,
+            not_assessable="; ".join(checks.reasons) or None,
         )
 
 

@@ -13,10 +13,11 @@ from pe_models.inference import (
     InferenceCancelled,
     Pipeline,
     SliceResult,
-    contrast_check,
     model_view,
 )
 from pe_models.nets import build
+from pe_models.preprocess.lung_crop import lung_air_mask
+from pe_models.study_checks import contrast_check
 from pe_models.synth.phantom import Phantom, generate_phantom
 from pe_models.volume import Volume
 from tests.model_bundles import make_bundles, make_oracle_bundles
@@ -169,6 +170,20 @@ def test_non_contrast_study_is_flagged_and_not_called_pe(pipeline: Pipeline) -> 
     assert study.triage != "pe"
     assert study.not_assessable == "no arterial contrast"
     assert any("no pulmonary arterial contrast" in w for w in study.warnings)
+
+
+def test_a_series_below_the_lungs_is_not_assessable(tmp_path: Path, phantom: Phantom) -> None:
+    segmenter = make_oracle_bundles(tmp_path)[0]  # contrast-filled vessels score 1: "PE"
+    volume = phantom.volume
+    lungs = np.array([lung_air_mask(s, volume.spacing[1:]).sum() for s in volume.hu])
+    below = np.flatnonzero(lungs == 0)
+    below = below[below < volume.shape[0] // 2][:6]  # the upper abdomen, 6 × 6.5 mm
+    abdomen = Volume(volume.hu[below], volume.spacing, volume.origin, volume.direction)
+    study = Pipeline.from_bundles([segmenter]).run(abdomen)
+    assert study.positive_slices  # the oracle still marks the aorta
+    assert study.triage != "pe"
+    assert study.not_assessable == "little lung in the series"
+    assert any("little lung" in w for w in study.warnings)
 
 
 def test_a_stack_too_short_to_follow_a_clot_gets_no_study_decision(

@@ -12,10 +12,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from pe_models import io
-from pe_models.inference import contrast_check
 from pe_models.io.decode import _decode_with_gdcm, _decode_with_pydicom
 from pe_models.io.dicom_header import read_header, read_header_fast
 from pe_models.preprocess import dynamic_lung_crop
+from pe_models.study_checks import assess, contrast_check
 from pe_models.volume import Volume
 from tests.dicom_factory import CORONAL, SAGITTAL
 
@@ -127,6 +127,19 @@ def test_contrast_check_flags_the_non_contrast_covid_series(midrc: Volume) -> No
     check = contrast_check(midrc)
     assert not check.adequate
     assert check.p90_hu < 150
+    checks = assess(midrc)
+    assert checks.lungs.adequate  # a chest series: the contrast verdict stands
+    assert checks.reasons == ("no arterial contrast",)
+
+
+def test_an_upper_abdomen_series_is_flagged_for_lung_coverage_not_contrast(
+    real_data: Path,
+) -> None:
+    checks = assess(io.load(real_data / SIEMENS))  # contrast-enhanced; liver, stomach, spleen
+    assert not checks.lungs.adequate
+    assert checks.lungs.median_fraction < 0.05
+    assert checks.reasons == ("little lung in the series",)
+    assert "little lung" in checks.warnings[0]
 
 
 def test_pydicom_ct_small_hu_range(real_data: Path) -> None:

@@ -7,8 +7,9 @@ import pytest
 from PySide6 import QtWidgets
 
 from pe_models.bundle import BundleConfig
-from pe_models.inference import ContrastCheck, SliceResult, StudyResult
+from pe_models.inference import SliceResult, StudyResult
 from pe_models.preprocess.lung_crop import CropBox
+from pe_models.study_checks import ContrastCheck
 from pe_models.volume import Volume
 from pe_viewer.overlays import bounding_patch, heatmap_lut, heatmap_patch, mask_patch, triage_text
 from pe_viewer.panels.layers import LayerPanel
