@@ -24,6 +24,9 @@ COLORS = {
 DISABLED_TEXT = "#6b6b6b"
 """Text of disabled controls (e.g. a layer no loaded model can draw): dimmer than ``Text``."""
 
+DISABLED_HIGHLIGHT = "#4a4b4f"
+"""Highlight of disabled controls (a disabled slider's filled groove): grey, not the blue."""
+
 
 def dark_palette() -> QtGui.QPalette:
     """A dark palette suited to reading CT in a dim room."""
@@ -36,6 +39,11 @@ def dark_palette() -> QtGui.QPalette:
             getattr(QtGui.QPalette.ColorRole, role),
             QtGui.QColor(DISABLED_TEXT),
         )
+    palette.setColor(
+        QtGui.QPalette.ColorGroup.Disabled,
+        QtGui.QPalette.ColorRole.Highlight,
+        QtGui.QColor(DISABLED_HIGHLIGHT),
+    )
     return palette
 
 

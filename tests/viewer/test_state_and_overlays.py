@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from pe_models.bundle import BundleConfig
 from pe_models.inference import SliceResult, StudyResult
@@ -15,6 +15,7 @@ from pe_viewer.overlays import bounding_patch, heatmap_lut, heatmap_patch, mask_
 from pe_viewer.panels.layers import LayerPanel
 from pe_viewer.pixmaps import TextItem
 from pe_viewer.state import HeatmapKey, ViewerState
+from pe_viewer.theme import dark_palette
 from pe_viewer.worker import ModelsInfo
 
 
@@ -143,3 +144,24 @@ def test_layers_no_loaded_model_can_draw_are_greyed_out(qtbot) -> None:
     assert panel.visible["boxes"].toolTip() == ""
     panel.set_models(None)
     assert not panel.visible["mask"].isEnabled()
+
+
+def _blue_pixels(widget: QtWidgets.QWidget) -> int:
+    """Pixels of ``widget`` with clearly more blue than red (the Highlight's hue)."""
+    image = widget.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), -1)
+    rgb = rows[:, : 3 * image.width()].reshape(image.height(), image.width(), 3).astype(int)
+    return int((rgb[..., 2] - rgb[..., 0] > 40).sum())
+
+
+def test_a_disabled_slider_loses_the_highlight_blue(qtbot) -> None:
+    slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+    qtbot.addWidget(slider)
+    slider.setStyle(QtWidgets.QStyleFactory.create("Fusion"))
+    slider.setPalette(dark_palette())
+    slider.setRange(0, 100)
+    slider.setValue(80)
+    slider.resize(200, 24)
+    assert _blue_pixels(slider) > 50  # the filled groove
+    slider.setEnabled(False)
+    assert _blue_pixels(slider) == 0
