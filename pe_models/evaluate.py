@@ -11,6 +11,7 @@ within minutes.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -244,6 +245,17 @@ def _rsna_loss(collected: Collected, truth: np.ndarray, score: np.ndarray) -> di
     )
 
 
+def _series_label(series: io.SeriesInfo, root: Path) -> str:
+    """The series' folder (or file) under ``root``, and its description when it has one."""
+    if series.headers:
+        place = Path(os.path.commonpath([h.path.parent for h in series.headers]))
+    else:
+        place = series.path
+    where = place.relative_to(root).as_posix() if place.is_relative_to(root) else str(place)
+    where = root.name if where == "." else where
+    return f"{where}: {series.description}" if series.description else where
+
+
 def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
     """What the models say about every readable series under ``folder``."""
     rows = []
@@ -254,7 +266,7 @@ def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
             rows.append({"study": str(series.path), "error": str(error)})
             continue
         result = pipeline.run(volume)
-        row = study_summary(f"{series.path.name}: {series.description}", volume, result)
+        row = study_summary(_series_label(series, folder), volume, result)
         row["contrast_hint"] = series.contrast_hint
         rows.append(row)
         log.info("%s", row)

@@ -102,7 +102,7 @@ def assess(volume: Volume) -> Assessability:
     if not lungs.adequate:
         reasons.append("little lung in the series")
         warnings.append(
-            f"the series shows little lung (median {100 * lungs.median_fraction:.0f} % of the "
+            f"the series shows little lung (median {100 * lungs.median_fraction:.1f} % of the "
             "body's cross-section): it does not cover the pulmonary arteries, so PE cannot be "
             "assessed on it"
         )

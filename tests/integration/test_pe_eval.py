@@ -96,12 +96,27 @@ def test_pe_train_names_the_missing_dataset_root(
 
 
 @pytest.mark.real_data
-def test_non_contrast_real_series_is_not_called_pe(
+def test_real_series_are_named_and_the_non_contrast_one_is_not_called_pe(
     bundles: Path, real_data: Path, tmp_path: Path
 ) -> None:
-    series = real_data / "midrc_ricord_1a_chest_24slices"
-    assert pe_eval(["--bundles", str(bundles), "--real", str(series), "--out", str(tmp_path)]) == 0
-    (row,) = json.loads((tmp_path / "report.json").read_text())["real_ct"]
+    arguments = ["--bundles", str(bundles), "--real", str(real_data), "--out", str(tmp_path)]
+    assert pe_eval(arguments) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    rows = {row["study"]: row for row in report["real_ct"]}
+    assert len(rows) == 5  # one row per series, each named by its folder
+    assert {name.split(":")[0] for name in rows} == {
+        "midrc_ricord_1a_chest_24slices",
+        "siemens_j2k_20slices",
+        "single_slices/dicompyler_example",
+        "single_slices/lungmask_tests",
+        "single_slices/pydicom_CT_small",
+    }
+    abdomen = rows["siemens_j2k_20slices: CT Body 3.0"]
+    assert (abdomen["decision"], abdomen["not_assessable"]) == (
+        "not assessable",
+        "little lung in the series",
+    )
+    row = rows["midrc_ricord_1a_chest_24slices: ROUTINE CHEST NON-CON"]
     assert row["contrast_adequate"] is False
     assert row["decision"] == "not assessable"  # neither PE nor a reassuring "normal"
     assert row["not_assessable"] == "no arterial contrast"
