@@ -330,7 +330,10 @@ def run_evaluation(
     report["command"] = command
     report["seconds"] = round(time.perf_counter() - started, 1)
     if not tasks:
-        tasks["none"] = {"metrics": {}, "note": "no labelled data"}
+        tasks["labelled studies"] = {
+            "metrics": {},
+            "note": "none given, so no metrics; the real-CT outputs are listed below",
+        }
     write_report(out, report, curves)
     if update_cards and records:
         write_cards(bundles, tasks, report["description"], command, pipeline.slice_score_source())

@@ -102,6 +102,7 @@ def test_real_series_are_named_and_the_non_contrast_one_is_not_called_pe(
     arguments = ["--bundles", str(bundles), "--real", str(real_data), "--out", str(tmp_path)]
     assert pe_eval(arguments) == 0
     report = json.loads((tmp_path / "report.json").read_text())
+    assert "the real-CT outputs are listed below" in (tmp_path / "summary.md").read_text()
     rows = {row["study"]: row for row in report["real_ct"]}
     assert len(rows) == 5  # one row per series, each named by its folder
     assert {name.split(":")[0] for name in rows} == {
