@@ -26,6 +26,9 @@ CROP_COLOR = "#3fc1ff"
 TRIAGE_COLORS = {"normal": "#3c9a5f", "other_disease": "#c98a1b", "pe": "#c0392b"}
 VISIBLE_ALPHA = 8  # of 255: fainter heatmap pixels are not drawn
 TRIAGE_NAMES = {"normal": "Normal", "other_disease": "Other disease", "pe": "PE"}
+BELOW_THRESHOLD_COLOR = "#55585e"
+"""Badge of a slice PE score under the threshold: neutral grey, neither alarm red nor the
+"normal" green a triage model would have to earn."""
 
 
 def heatmap_lut(name: str = "inferno") -> np.ndarray:
@@ -90,8 +93,13 @@ def heatmap_patch(heatmap: np.ndarray | None, lut: np.ndarray) -> Patch | None:
     return Patch(y0, x0, to_pixmap(patch))
 
 
-def triage_text(result: SliceResult | None, score_source: str | None) -> tuple[str, str] | None:
-    """Badge text and colour for a slice: the triage class, else the slice PE probability."""
+def triage_text(
+    result: SliceResult | None, score_source: str | None, threshold: float = 0.5
+) -> tuple[str, str] | None:
+    """Badge text and colour for a slice: the triage class, else the slice PE probability.
+
+    A PE probability is red at or above ``threshold`` and grey below it.
+    """
     if result is None:
         return None
     if result.triage is not None:
@@ -99,7 +107,9 @@ def triage_text(result: SliceResult | None, score_source: str | None) -> tuple[s
         return f"{TRIAGE_NAMES[label]} {probability:.0%}", TRIAGE_COLORS[label]
     if result.pe_probability is not None:
         source = f" ({score_source})" if score_source else ""
-        return f"PE {result.pe_probability:.0%}{source}", TRIAGE_COLORS["pe"]
+        positive = result.pe_probability >= threshold
+        color = TRIAGE_COLORS["pe"] if positive else BELOW_THRESHOLD_COLOR
+        return f"PE {result.pe_probability:.0%}{source}", color
     return None
 
 

@@ -205,7 +205,8 @@ class SliceViewWidget(QtWidgets.QWidget):
         self.overlays.show_crop(
             None if result is None else result.crop, styles["model_view"].visible
         )
-        self.overlays.show_badge(triage_text(result, self.score_source), styles["triage"])
+        badge = triage_text(result, self.score_source, self.state.threshold)
+        self.overlays.show_badge(badge, styles["triage"])
 
     # -- drawing -------------------------------------------------------------------------
     def _update_info(self) -> None:

@@ -11,7 +11,15 @@ from pe_models.inference import SliceResult, StudyResult
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.study_checks import ContrastCheck
 from pe_models.volume import Volume
-from pe_viewer.overlays import bounding_patch, heatmap_lut, heatmap_patch, mask_patch, triage_text
+from pe_viewer.overlays import (
+    BELOW_THRESHOLD_COLOR,
+    TRIAGE_COLORS,
+    bounding_patch,
+    heatmap_lut,
+    heatmap_patch,
+    mask_patch,
+    triage_text,
+)
 from pe_viewer.panels.layers import LayerPanel
 from pe_viewer.pixmaps import TextItem
 from pe_viewer.state import HeatmapKey, ViewerState
@@ -96,6 +104,15 @@ def test_patches_colour_masks_and_heatmaps(qtbot) -> None:
 def test_triage_badge_text(result, source, expected) -> None:
     text = triage_text(result, source)
     assert (text[0] if text else None) == expected
+
+
+def test_a_slice_score_badge_is_red_only_at_or_above_the_threshold() -> None:
+    above = triage_text(_result(0, 0.6, None), "segmentation", threshold=0.6)
+    below = triage_text(_result(0, 0.59, None), "segmentation", threshold=0.6)
+    assert above is not None
+    assert below is not None
+    assert above[1] == TRIAGE_COLORS["pe"]
+    assert below[1] == BELOW_THRESHOLD_COLOR
 
 
 def test_text_items_sit_on_their_anchor_and_draw_their_background(qtbot) -> None:
