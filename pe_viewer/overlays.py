@@ -94,7 +94,7 @@ def heatmap_patch(heatmap: np.ndarray | None, lut: np.ndarray) -> Patch | None:
 
 
 def triage_text(
-    result: SliceResult | None, score_source: str | None, threshold: float = 0.5
+    result: SliceResult | None, score_source: str | None, threshold: float
 ) -> tuple[str, str] | None:
     """Badge text and colour for a slice: the triage class, else the slice PE probability.
 

@@ -21,11 +21,14 @@ COLORS = {
     "PlaceholderText": "#808080",
 }
 
-DISABLED_TEXT = "#6b6b6b"
-"""Text of disabled controls (e.g. a layer no loaded model can draw): dimmer than ``Text``."""
-
-DISABLED_HIGHLIGHT = "#4a4b4f"
-"""Highlight of disabled controls (a disabled slider's filled groove): grey, not the blue."""
+DISABLED_COLORS = {
+    "WindowText": "#6b6b6b",
+    "Text": "#6b6b6b",
+    "ButtonText": "#6b6b6b",
+    "Highlight": "#4a4b4f",
+}
+"""Colours of disabled controls (e.g. a layer no loaded model can draw): dimmer text, and a
+grey instead of the blue highlight for a disabled slider's filled groove."""
 
 
 def dark_palette() -> QtGui.QPalette:
@@ -33,17 +36,12 @@ def dark_palette() -> QtGui.QPalette:
     palette = QtGui.QPalette()
     for role, color in COLORS.items():
         palette.setColor(getattr(QtGui.QPalette.ColorRole, role), QtGui.QColor(color))
-    for role in ("WindowText", "Text", "ButtonText"):
+    for role, color in DISABLED_COLORS.items():
         palette.setColor(
             QtGui.QPalette.ColorGroup.Disabled,
             getattr(QtGui.QPalette.ColorRole, role),
-            QtGui.QColor(DISABLED_TEXT),
+            QtGui.QColor(color),
         )
-    palette.setColor(
-        QtGui.QPalette.ColorGroup.Disabled,
-        QtGui.QPalette.ColorRole.Highlight,
-        QtGui.QColor(DISABLED_HIGHLIGHT),
-    )
     return palette
 
 

@@ -102,7 +102,7 @@ def test_patches_colour_masks_and_heatmaps(qtbot) -> None:
     ],
 )
 def test_triage_badge_text(result, source, expected) -> None:
-    text = triage_text(result, source)
+    text = triage_text(result, source, threshold=0.5)
     assert (text[0] if text else None) == expected
 
 
