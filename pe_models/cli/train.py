@@ -83,26 +83,37 @@ def _with_roots(experiments: Sequence[Experiment], roots: Sequence[str]) -> list
 def evaluate_held_out(
     experiments: Sequence[Experiment], trained: Mapping[str, Path], out: Path, command: str
 ) -> None:
-    """Evaluate the bundles on the experiments' held-out phantom seeds; fill in their cards."""
+    """Evaluate the bundles on the experiments' held-out phantom seeds; fill in their cards.
+
+    Bundles that share a test set are evaluated together, as the app would run them, with the
+    installed ones apart from the rest: an installed bundle's card describes what ships.
+    """
     tested = [e for e in experiments if e.data.source == "phantoms" and e.data.test]
-    sets = {e.data.test for e in tested}
-    for i, test in enumerate(sets):
-        bundles = [trained[e.name] for e in tested if e.data.test == test]
+    groups = sorted({(e.data.test, e.install) for e in tested}, key=repr)
+    for i, (test, installed) in enumerate(groups):
+        bundles = [trained[e.name] for e in tested if (e.data.test, e.install) == (test, installed)]
         records = [r for s in test for r in phantom_records(s.seed_list, s.kind, size=s.size)]
         described = [
             f"held-out synthetic phantoms, {', '.join(s.describe() for s in test)}, "
             "never used in training or model selection"
         ]
-        folder = out / ("eval" if len(sets) == 1 else f"eval-{i}")
+        folder = out / ("eval" if len(groups) == 1 else f"eval-{i}")
         run_evaluation(bundles, records, described, folder, update_cards=True, command=command)
         print(f"pe-train: held-out evaluation in {folder / 'summary.md'}")
 
 
-def install(trained: Mapping[str, Path]) -> Path:
-    """Copy bundles into ``resources/bundles/<name>``, each folder replaced atomically."""
+def install(experiments: Sequence[Experiment], trained: Mapping[str, Path]) -> Path:
+    """Copy the bundles of experiments with ``install: true`` into ``resources/bundles/<name>``.
+
+    Each folder is replaced atomically; bundles marked ``install: false`` stay in the run folder.
+    """
     target = resources_dir() / "bundles"
     target.mkdir(exist_ok=True)
-    for name, folder in trained.items():
+    for experiment in experiments:
+        name, folder = experiment.name, trained[experiment.name]
+        if not experiment.install:
+            print(f"pe-train: not installed: {name} (install: false in its experiment file)")
+            continue
         with atomic_folder(target / name, replace_existing=True) as staging:
             for file in folder.iterdir():
                 shutil.copy2(file, staging / file.name)
@@ -139,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = "pe-train " + " ".join(sys.argv[1:] if argv is None else argv)
         evaluate_held_out(experiments, trained, out, command)
     if args.install:
-        print(f"pe-train: installed in {install(trained)}")
+        print(f"pe-train: installed in {install(experiments, trained)}")
     return 0
 
 

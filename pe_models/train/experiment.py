@@ -163,6 +163,26 @@ class Experiment:
     min_clot_ml: float | None = None
     """Segmentation: the smallest 3D clot that may make a study PE when the U-Net alone gives
     the slice scores (see ``Pipeline.summarise``); choose it on the validation studies."""
+    install: bool = True
+    """Whether ``pe-train --install`` copies the bundle into the app's ``resources/bundles``;
+    false for a bundle that trains (others start from it) but is not good enough to ship."""
+
+
+TOP_LEVEL_KEYS = frozenset(
+    (
+        "name",
+        "task",
+        "model",
+        "input",
+        "data",
+        "train",
+        "output",
+        "class_names",
+        "card",
+        "min_clot_ml",
+        "install",
+    )
+)
 
 
 def _build(cls: type, raw: Any, source: Path, where: str) -> Any:
@@ -199,6 +219,10 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
     for key in ("name", "task", "model", "input", "data"):
         if key not in raw:
             raise ExperimentError(f"{source}: missing key {key!r}")
+    if unknown := set(raw) - TOP_LEVEL_KEYS:
+        raise ExperimentError(
+            f"{source}: unknown key(s) {sorted(unknown)}; valid: {sorted(TOP_LEVEL_KEYS)}"
+        )
     if raw["task"] not in TASKS:
         raise ExperimentError(f"{source}: unknown task {raw['task']!r}; valid: {', '.join(TASKS)}")
     data_raw = dict(raw["data"])
@@ -226,6 +250,9 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         raise ExperimentError(
             f"{source}: min_clot_ml must be a positive number of mL, for segmentation only"
         )
+    install = raw.get("install", True)
+    if not isinstance(install, bool):
+        raise ExperimentError(f"{source}: install must be true or false, got {install!r}")
     input_raw = dict(raw["input"])
     input_raw["windows"] = tuple(input_raw.get("windows", ()))
     model = _build(ModelSpec, raw["model"], source, "model")
@@ -248,6 +275,7 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         card={str(k): str(v) for k, v in raw.get("card", {}).items()},
         path=source,
         min_clot_ml=None if min_clot_ml is None else float(min_clot_ml),
+        install=install,
     )
 
 

@@ -12,10 +12,12 @@ import yaml
 from safetensors.torch import load_file
 
 from pe_models.bundle import WEIGHTS_FILE, load_bundle
+from pe_models.cli import train as train_cli
 from pe_models.data.phantoms import phantom_records
 from pe_models.data.slices import InputSpec, boxes_to_input, prepare_studies, select_slices
 from pe_models.inference import Pipeline, model_view
 from pe_models.preprocess.lung_crop import CropBox
+from pe_models.resources import resources_dir
 from pe_models.synth.phantom import generate_phantom
 from pe_models.train.experiment import (
     ExperimentError,
@@ -90,6 +92,12 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     raw = experiment_dict("segmentation", min_clot_ml=-1)
     with pytest.raises(ExperimentError, match="positive number of mL"):
         parse_experiment(raw, path)
+    raw = experiment_dict("segmentation", instal=False)  # a misspelt key is not ignored
+    with pytest.raises(ExperimentError, match=r"unknown key\(s\) \['instal'\]"):
+        parse_experiment(raw, path)
+    raw = experiment_dict("segmentation", install="no")
+    with pytest.raises(ExperimentError, match="install must be true or false"):
+        parse_experiment(raw, path)
     raw = experiment_dict("segmentation")
     raw["input"]["context_mm"] = 2.5  # two more channels, but the net still takes three
     raw["model"]["kwargs"]["in_chans"] = 3
@@ -117,6 +125,30 @@ def test_every_preset_parses_and_warm_starts_from_earlier_experiments() -> None:
         "triage_stage1",
         "triage_stage2",
     }
+
+
+def test_the_demo_preset_installs_exactly_the_bundles_that_ship() -> None:
+    installed = {e.name for e in preset_experiments("demo") if e.install}
+    shipped = {p.name for p in (resources_dir() / "bundles").iterdir() if p.is_dir()}
+    assert installed == shipped
+
+
+def test_install_copies_only_bundles_marked_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(train_cli, "resources_dir", lambda: tmp_path / "resources")
+    (tmp_path / "resources").mkdir()
+    experiments, trained = [], {}
+    for task, install in (("segmentation", True), ("classification", False)):
+        experiment = parse_experiment(experiment_dict(task, install=install), tmp_path / "x.yaml")
+        folder = tmp_path / "run" / experiment.name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        experiments.append(experiment)
+        trained[experiment.name] = folder
+    target = train_cli.install(experiments, trained)
+    assert sorted(p.name for p in target.iterdir()) == ["tiny-segmentation"]
+    assert (target / "tiny-segmentation" / "config.json").read_text() == "{}"
 
 
 def test_boxes_to_input_inverts_boxes_to_original() -> None:
