@@ -13,7 +13,9 @@ class ZPlotWidget(pg.PlotWidget):
     """A strip of per-slice PE probability (x: slice index, y: probability).
 
     Slices not yet run are gaps. The dashed line is the slice threshold; the yellow line is the
-    slice shown and can be dragged; a click anywhere jumps to that slice.
+    slice shown and can be dragged; a click anywhere jumps to that slice. Filled dots mark the
+    slices the study counts as positive; hollow dots mark slices at or above the threshold that
+    it does not count (a U-Net speck smaller than the bundle's ``min_clot_ml``).
     """
 
     def __init__(self, state: ViewerState) -> None:
@@ -27,11 +29,19 @@ class ZPlotWidget(pg.PlotWidget):
         self.setLabel("left", "P(PE)")
         self.getPlotItem().showGrid(x=False, y=True, alpha=0.2)
         self.curve = self.plot(pen=pg.mkPen("#ff6b5b", width=2), connect="finite")
+        self.counted = pg.ScatterPlotItem(size=6, pen=None, brush=pg.mkBrush("#ff6b5b"))
+        self.uncounted = pg.ScatterPlotItem(
+            size=6, pen=pg.mkPen("#9a9a9a", width=1.2), brush=pg.mkBrush(None)
+        )
+        self.counted.setToolTip("positive slice: counts for the study")
+        self.uncounted.setToolTip("above the threshold but not counted: too small a clot")
         self.threshold_line = pg.InfiniteLine(
             pos=state.threshold, angle=0, pen=pg.mkPen("#888888", style=QtCore.Qt.PenStyle.DashLine)
         )
         self.marker = pg.InfiniteLine(pos=0, angle=90, movable=True, pen=pg.mkPen("#ffd23f"))
         self.addItem(self.threshold_line)
+        self.addItem(self.counted)
+        self.addItem(self.uncounted)
         self.addItem(self.marker)
         self.setMinimumHeight(110)
         self.setMaximumHeight(220)
@@ -49,13 +59,18 @@ class ZPlotWidget(pg.PlotWidget):
         self._on_slice_changed(self.state.z)
 
     def redraw(self) -> None:
-        """Plot the probabilities known so far."""
+        """Plot the probabilities known so far and mark the positive slices."""
         values = self.state.pe_probabilities()
         self.threshold_line.setValue(self.state.threshold)
         if np.isfinite(values).any():
             self.curve.setData(np.arange(values.size), values)
         else:
             self.curve.setData([], [])
+        counted = np.array(sorted(r.index for r in self.state.positive_results()), dtype=int)
+        above = np.flatnonzero(np.nan_to_num(values, nan=-1.0) >= self.state.threshold)
+        uncounted = np.setdiff1d(above, counted)
+        self.counted.setData(counted, values[counted])
+        self.uncounted.setData(uncounted, values[uncounted])
 
     def _on_slice_changed(self, z: int) -> None:
         with QtCore.QSignalBlocker(self.marker):

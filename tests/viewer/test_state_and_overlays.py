@@ -21,6 +21,7 @@ from pe_viewer.overlays import (
     triage_text,
 )
 from pe_viewer.panels.layers import LayerPanel
+from pe_viewer.panels.zplot import ZPlotWidget
 from pe_viewer.pixmaps import TextItem
 from pe_viewer.state import HeatmapKey, ViewerState
 from pe_viewer.theme import dark_palette
@@ -142,6 +143,23 @@ def test_positive_slices_are_the_studys_once_it_is_in(qtbot) -> None:
     study = StudyResult(0.95, "pe", (1, 3), 0.5, ContrastCheck(True, 300.0), tuple(results))
     state.set_study(study)
     assert [r.index for r in state.positive_results()] == [3, 1]
+
+
+def test_the_zplot_marks_counted_and_uncounted_slices_apart(qtbot) -> None:
+    state = ViewerState()
+    zplot = ZPlotWidget(state)
+    qtbot.addWidget(zplot)
+    state.set_volume(_volume())
+    results = [_result(z, p) for z, p in enumerate((0.1, 0.9, 0.6, 0.95, 0.2))]
+    state.add_results(results)
+    assert list(zplot.counted.getData()[0]) == [1, 2, 3]  # before the study: the threshold's
+    assert len(zplot.uncounted.getData()[0]) == 0
+    state.set_study(
+        StudyResult(0.95, "pe", (1, 3), 0.5, ContrastCheck(True, 300.0), tuple(results))
+    )
+    assert list(zplot.counted.getData()[0]) == [1, 3]
+    assert list(zplot.counted.getData()[1]) == [0.9, 0.95]
+    assert list(zplot.uncounted.getData()[0]) == [2]  # slice 2's speck is too small to count
 
 
 def test_layers_no_loaded_model_can_draw_are_greyed_out(qtbot) -> None:
