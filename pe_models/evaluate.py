@@ -90,6 +90,9 @@ def study_summary(name: str, volume: Volume, result: StudyResult) -> dict[str, A
         "clot_volume_ml": (
             None if result.clot_volume_ml is None else round(result.clot_volume_ml, 2)
         ),
+        "largest_clot_ml": (  # what min_clot_ml is compared with; specks matter, so 3 places
+            None if result.largest_clot_ml is None else round(result.largest_clot_ml, 3)
+        ),
         "not_assessable": result.not_assessable,
         "warnings": list(result.warnings),
     }

@@ -42,6 +42,7 @@ def findings_document(volume: Volume, study: StudyResult, pipeline: Pipeline) ->
             "triage": study.triage,
             "positive_slices": list(study.positive_slices),
             "clot_volume_ml": study.clot_volume_ml,
+            "largest_clot_ml": study.largest_clot_ml,
             "contrast_adequate": study.contrast.adequate,
             "contrast_p90_hu": round(study.contrast.p90_hu, 1),
             "not_assessable": study.not_assessable,

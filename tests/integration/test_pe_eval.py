@@ -73,6 +73,8 @@ def test_a_unet_alone_is_scored_by_what_the_app_shows(bundles: Path) -> None:
     assert tasks["slice_pe"]["metrics"]["n"] == n_slices  # the U-Net ran on every slice
     assert "highest pixel probability" in tasks["slice_pe"]["note"]
     assert "slice_pe" in curves
+    for study in collected.studies:  # the largest 3D clot is what min_clot_ml is compared with
+        assert 0 <= study["largest_clot_ml"] <= study["clot_volume_ml"] + 0.005
     # its masks are scored on every PE slice, from the same pass
     assert tasks["segmentation_pe_slices"]["metrics"]["n_slices"] == collected.labels.count("pe")
 
