@@ -168,21 +168,8 @@ class Experiment:
     false for a bundle that trains (others start from it) but is not good enough to ship."""
 
 
-TOP_LEVEL_KEYS = frozenset(
-    (
-        "name",
-        "task",
-        "model",
-        "input",
-        "data",
-        "train",
-        "output",
-        "class_names",
-        "card",
-        "min_clot_ml",
-        "install",
-    )
-)
+TOP_LEVEL_KEYS = frozenset(f.name for f in fields(Experiment)) - {"path"}
+"""Keys an experiment file may hold at its top level (``path`` is where it was read from)."""
 
 
 def _build(cls: type, raw: Any, source: Path, where: str) -> Any:
