@@ -18,7 +18,7 @@ from pe_models.synth.phantom import generate_phantom
 
 BUNDLES = resources_dir() / "bundles"
 HELD_OUT_PE_SEED = 9008
-"""A PE phantom of the demo preset's held-out test seeds (9000-9011), never trained on."""
+"""A PE phantom seed never used in training or validation (the first held-out set was 9000-9011)."""
 MIN_HELD_OUT_IOU = 0.6
 SIZE_LIMIT_MB = 40
 
