@@ -327,6 +327,12 @@ def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
         "checkpoint: not a test result).",
         f"- Experiment: {asdict(experiment.train)}",
     ]
+    if experiment.min_clot_ml is not None:
+        lines.append(
+            f"- Study rule: with no classifier installed, a study is PE only when a 3D-connected "
+            f"clot of at least {experiment.min_clot_ml:g} mL is found (`min_clot_ml`, chosen on "
+            "validation studies; the experiment file says which)."
+        )
     if note := experiment.card.get("notes"):
         lines += ["", note]
     return "\n".join(lines) + "\n"

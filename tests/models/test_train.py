@@ -276,6 +276,7 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
         assert "not for clinical use" in bundle.card
         assert bundle.config.extra["training"]["steps_run"] == 3
     assert load_bundle(trained["tiny-segmentation"]).config.extra["min_clot_ml"] == 0.12
+    assert "clot of at least 0.12 mL" in load_bundle(trained["tiny-segmentation"]).card
     assert "min_clot_ml" not in load_bundle(trained["tiny-classification"]).config.extra
     assert (tmp_path / "run" / "logs").is_dir()
     pipeline = Pipeline.from_bundles(
