@@ -21,7 +21,7 @@ from pe_models.evaluate import run_evaluation
 from pe_models.io import StudyReadError
 from pe_models.io.atomic import atomic_folder
 from pe_models.resources import resources_dir
-from pe_models.train.experiment import Experiment, load_experiment
+from pe_models.train.experiment import Experiment, PhantomSets, load_experiment
 from pe_models.train.presets import available_presets, preset_experiments, train_preset
 
 
@@ -88,10 +88,11 @@ def evaluate_held_out(
     Bundles that share a test set are evaluated together, as the app would run them, with the
     installed ones apart from the rest: an installed bundle's card describes what ships.
     """
-    tested = [e for e in experiments if e.data.source == "phantoms" and e.data.test]
-    groups = sorted({(e.data.test, e.install) for e in tested}, key=repr)
-    for i, (test, installed) in enumerate(groups):
-        bundles = [trained[e.name] for e in tested if (e.data.test, e.install) == (test, installed)]
+    groups: dict[tuple[PhantomSets, bool], list[Path]] = {}
+    for e in experiments:
+        if e.data.source == "phantoms" and e.data.test:
+            groups.setdefault((e.data.test, e.install), []).append(trained[e.name])
+    for i, ((test, _installed), bundles) in enumerate(groups.items()):
         records = [r for s in test for r in phantom_records(s.seed_list, s.kind, size=s.size)]
         described = [
             f"held-out synthetic phantoms, {', '.join(s.describe() for s in test)}, "
