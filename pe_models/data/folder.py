@@ -7,11 +7,12 @@ Layout read by :func:`folder_records` (every part but the CT is optional)::
         *.dcm ...                   DICOM files anywhere in the folder, or
         ct.nii.gz                   one NIfTI / NRRD / MHA file (any name not ending in "mask")
         pe_mask.nii.gz              uint8 0/1 PE mask on the CT's grid
+        other_mask.nii.gz           uint8 0/1 mask of other lesions (PE mimics), as pe-synth
         labels.json                 {"patient_id": ..., "slices": [{"index": z, "label": ...}],
                                      "study": {"pe_present": true, ...}}
         boxes_coco.json             COCO boxes, one image per slice (see pe_models.data.coco)
     root/<name>.nii.gz              one study per volume file beside the folders, with
-    root/<name>_pe_mask.nii.gz          its mask,
+    root/<name>_pe_mask.nii.gz          its masks (and <name>_other_mask.nii.gz),
     root/<name>_labels.json             labels and
     root/<name>_boxes_coco.json         boxes under the same name
 
@@ -48,6 +49,7 @@ from pe_models.volume import Volume
 
 DICOM_FOLDER = "dicom"
 MASK_NAME = "pe_mask"
+OTHER_MASK_NAME = "other_mask"
 LABELS_NAME = "labels.json"
 COCO_NAME = "boxes_coco.json"
 _SLICE_NAME = re.compile(r"slice_(\d+)$")
@@ -60,6 +62,7 @@ class StudyFiles:
     name: str
     ct: Path
     pe_mask: Path | None = None
+    other_mask: Path | None = None
     labels: Path | None = None
     coco: Path | None = None
 
@@ -100,6 +103,7 @@ def study_folder_files(folder: Path) -> StudyFiles:
         name=folder.name,
         ct=ct,
         pe_mask=_first_existing(folder, MASK_NAME),
+        other_mask=_first_existing(folder, OTHER_MASK_NAME),
         labels=_existing(folder / LABELS_NAME),
         coco=_existing(folder / COCO_NAME),
     )
@@ -125,6 +129,7 @@ def list_studies(root: str | os.PathLike[str]) -> list[StudyFiles]:
                     name=name,
                     ct=entry,
                     pe_mask=_first_existing(base, f"{name}_{MASK_NAME}"),
+                    other_mask=_first_existing(base, f"{name}_{OTHER_MASK_NAME}"),
                     labels=_existing(base / f"{name}_{LABELS_NAME}"),
                     coco=_existing(base / f"{name}_{COCO_NAME}"),
                 )
@@ -177,8 +182,8 @@ def load_ct(path: Path, series_uid: str | None = None) -> tuple[Volume, dict[str
     return volume, {h.sop_uid: h for h in series.headers}
 
 
-def load_mask(mask_path: Path, volume: Volume, ct_path: Path) -> np.ndarray:
-    """A PE mask file as uint8 0/1 (z, y, x) on ``volume``'s grid.
+def load_mask(mask_path: Path, volume: Volume, ct_path: Path, what: str = "PE") -> np.ndarray:
+    """A ``what`` (PE, other-disease) mask file as uint8 0/1 (z, y, x) on ``volume``'s grid.
 
     The mask's slices are put in the same inferior → superior order as the CT's, so a mask
     written by :func:`pe_models.io.write_image` lines up whatever its slice direction.
@@ -200,7 +205,7 @@ def load_mask(mask_path: Path, volume: Volume, ct_path: Path) -> np.ndarray:
     elif not np.allclose(mask.origin, volume.origin, atol=min(volume.spacing) / 2):
         problem = f"origin {mask.origin} mm differs from the CT's {volume.origin} mm"
     if problem is not None:
-        raise DatasetError(mask_path, f"PE mask does not match CT {ct_path}: {problem}")
+        raise DatasetError(mask_path, f"{what} mask does not match CT {ct_path}: {problem}")
     return (mask.hu != 0).astype(np.uint8)
 
 
@@ -303,6 +308,9 @@ def load_folder_study(files: StudyFiles) -> LabelledStudy:
     """
     volume, headers = load_ct(files.ct)
     pe_mask = load_mask(files.pe_mask, volume, files.ct) if files.pe_mask else None
+    other_mask = None
+    if files.other_mask:
+        other_mask = load_mask(files.other_mask, volume, files.ct, "other-disease")
     boxes = boxes_by_slice(files.coco, volume, headers) if files.coco else None
     slice_labels: tuple[str, ...] | None = None
     exam_labels: dict[str, float] = {}
@@ -315,6 +323,6 @@ def load_folder_study(files: StudyFiles) -> LabelledStudy:
     if boxes is None and pe_mask is not None:
         boxes = boxes_from_mask(pe_mask)
     try:
-        return LabelledStudy(volume, slice_labels, pe_mask, boxes, exam_labels)
+        return LabelledStudy(volume, slice_labels, pe_mask, boxes, exam_labels, other_mask)
     except ValueError as error:
         raise DatasetError(files.labels or files.ct, str(error)) from error

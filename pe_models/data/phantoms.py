@@ -37,6 +37,7 @@ def load_phantom(seed: int, kind: str, size: str, contrast: bool) -> LabelledStu
             "leftsided_pe": float(phantom.study.leftsided_pe),
             "rightsided_pe": float(phantom.study.rightsided_pe),
         },
+        other_mask=phantom.other_mask,
     )
 
 

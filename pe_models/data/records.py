@@ -42,6 +42,9 @@ class LabelledStudy:
         Per z, the PE boxes of that slice; None when unknown.
     exam_labels
         Study-level labels (RSNA-STR PE's exam columns, e.g. ``negative_exam_for_pe``).
+    other_mask
+        uint8 (z, y, x) 0/1 mask of lesions other than PE (nodules, consolidation: what a
+        model may mistake for a clot), or None.
     """
 
     volume: Volume
@@ -49,6 +52,7 @@ class LabelledStudy:
     pe_mask: np.ndarray | None = None
     boxes: tuple[tuple[Box, ...], ...] | None = None
     exam_labels: Mapping[str, float] = field(default_factory=dict)
+    other_mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         z = self.volume.shape[0]
@@ -58,8 +62,9 @@ class LabelledStudy:
             unknown = set(self.slice_labels) - {*SLICE_LABELS, NO_PE}
             if unknown:
                 raise ValueError(f"unknown slice labels {sorted(unknown)}")
-        if self.pe_mask is not None and self.pe_mask.shape != self.volume.shape:
-            raise ValueError(f"PE mask {self.pe_mask.shape} does not match {self.volume.shape}")
+        for name, mask in (("PE", self.pe_mask), ("other-disease", self.other_mask)):
+            if mask is not None and mask.shape != self.volume.shape:
+                raise ValueError(f"{name} mask {mask.shape} does not match {self.volume.shape}")
         if self.boxes is not None and len(self.boxes) != z:
             raise ValueError(f"boxes for {len(self.boxes)} slices, volume has {z}")
 

@@ -28,7 +28,7 @@ from pe_models.preprocess.lung_crop import CropBox
 from pe_models.preprocess.model_input import crop_box, model_input
 from pe_models.preprocess.stack import WindowStack
 
-PREPARED_VERSION = 1
+PREPARED_VERSION = 2
 """Bump when preparation changes, so cached studies are made again."""
 
 LESION_LABELS = ("other_disease", "pe")
@@ -95,6 +95,8 @@ class PreparedStudy:
         uint8 (n, S, S) 0/1 PE masks, or None when the study has none.
     boxes
         Per kept slice, float32 (k, 4) PE boxes x0, y0, x1, y1 in input pixels; None if unknown.
+    other_masks
+        uint8 (n, S, S) 0/1 masks of other lesions (PE mimics), or None when the study has none.
     """
 
     patient_id: str
@@ -104,6 +106,7 @@ class PreparedStudy:
     images: np.ndarray
     masks: np.ndarray | None
     boxes: tuple[np.ndarray, ...] | None
+    other_masks: np.ndarray | None = None
 
 
 def boxes_to_input(boxes: np.ndarray, crop: CropBox, size: int) -> np.ndarray:
@@ -144,14 +147,17 @@ def prepare_study(
             for z, crop in zip(keep, crops, strict=True)
         ]
     )
-    masks = None
-    if study.pe_mask is not None:
-        masks = np.stack(
+
+    def to_input(mask: np.ndarray | None) -> np.ndarray | None:
+        if mask is None:
+            return None
+        return np.stack(
             [
-                _resize_mask(crop.apply(study.pe_mask[z]), spec.size)
+                _resize_mask(crop.apply(mask[z]), spec.size)
                 for z, crop in zip(keep, crops, strict=True)
             ]
         )
+
     boxes = None
     if study.boxes is not None:
         boxes = tuple(
@@ -164,8 +170,9 @@ def prepare_study(
         keep,
         tuple(labels[z] for z in keep),
         images,
-        masks,
+        to_input(study.pe_mask),
         boxes,
+        to_input(study.other_mask),
     )
 
 
@@ -206,6 +213,8 @@ def save_prepared(study: PreparedStudy, path: Path) -> None:
     }
     if study.masks is not None:
         arrays["masks"] = study.masks
+    if study.other_masks is not None:
+        arrays["other_masks"] = study.other_masks
     if study.boxes is not None:
         arrays["box_counts"] = np.array([len(b) for b in study.boxes])
         arrays["boxes"] = np.concatenate([np.zeros((0, 4), np.float32), *study.boxes])
@@ -230,6 +239,7 @@ def load_prepared(path: Path) -> PreparedStudy:
             data["images"],
             data.get("masks"),
             boxes,
+            data.get("other_masks"),
         )
 
 

@@ -111,6 +111,9 @@ class TrainSpec:
     positive_fraction
         Share of samples drawn from the positive class (class imbalance: seed 2's slices are
         10:1 normal to PE), or, for patch training, centred on a lesion.
+    mimic_fraction
+        Patch training: share of the patches not centred on PE that are centred on an
+        other-disease lesion instead (hard negatives; needs other-disease masks).
     matched_fraction
         Slice tasks: share of negatives taken from the same study next to a positive slice,
         so that the level of the slice gives nothing away.
@@ -134,6 +137,7 @@ class TrainSpec:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     positive_fraction: float = 0.5
+    mimic_fraction: float = 0.0
     matched_fraction: float = 0.0
     patch: int | None = None
     val_every: int = 250
@@ -240,6 +244,12 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
     install = raw.get("install", True)
     if not isinstance(install, bool):
         raise ExperimentError(f"{source}: install must be true or false, got {install!r}")
+    train = _build(TrainSpec, raw.get("train", {}), source, "train")
+    patch_training = raw["task"] in ("segmentation", "detection") or (
+        raw["task"] == "classification" and train.patch
+    )
+    if train.mimic_fraction and not patch_training:
+        raise ExperimentError(f"{source}: train.mimic_fraction is for training on patches only")
     input_raw = dict(raw["input"])
     input_raw["windows"] = tuple(input_raw.get("windows", ()))
     model = _build(ModelSpec, raw["model"], source, "model")
@@ -256,7 +266,7 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         model=model,
         input=spec,
         data=data,
-        train=_build(TrainSpec, raw.get("train", {}), source, "train"),
+        train=train,
         output=str(raw.get("output", raw["name"])),
         class_names=tuple(raw.get("class_names", ("pe",))),
         card={str(k): str(v) for k, v in raw.get("card", {}).items()},

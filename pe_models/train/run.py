@@ -89,8 +89,9 @@ def _datasets(
     }
     train_set: Dataset
     val_set: Dataset
+    patches: dict[str, Any] = {"patch": settings.patch, "mimic_fraction": settings.mimic_fraction}
     if task in ("segmentation", "detection"):
-        train_set = Patches(train, spec, task, patch=settings.patch, **sampling)
+        train_set = Patches(train, spec, task, **patches, **sampling)
         val_set = LesionList(val, spec, task)
     elif task == "integrated":
         train_set = MultiTaskSlices(
@@ -99,7 +100,7 @@ def _datasets(
         val_set = MultiTaskSliceList(val, spec, task)
     else:
         if task == "classification" and settings.patch:  # PE in the patch; scored on slices
-            train_set = Patches(train, spec, task, patch=settings.patch, **sampling)
+            train_set = Patches(train, spec, task, **patches, **sampling)
         else:
             train_set = BalancedSlices(
                 train, spec, task, matched_fraction=settings.matched_fraction, **sampling

@@ -200,12 +200,26 @@ def lesion_slices(studies: Sequence[PreparedStudy]) -> list[SliceRef]:
     return found
 
 
+def mimic_slices(studies: Sequence[PreparedStudy]) -> list[SliceRef]:
+    """Slices whose other-disease mask (lesions a model may take for a clot) is not empty."""
+    return [
+        (s, k)
+        for s, study in enumerate(studies)
+        if study.other_masks is not None
+        for k in np.flatnonzero(study.other_masks.any(axis=(1, 2))).tolist()
+    ]
+
+
 PATCH_TASKS = ("segmentation", "detection", "classification")
 """Tasks that can train on patches (a classifier learns "is there PE in this patch")."""
 
 
 class Patches(_Sampled):
     """Square patches, lesion-centred with ``positive_fraction``, the others anywhere.
+
+    With ``mimic_fraction``, that share of the patches not centred on PE is centred on an
+    other-disease lesion instead (:func:`mimic_slices`): hard negatives for the nodules and
+    consolidation next to vessels that a U-Net trained on random negatives calls clots.
 
     Items: (image float32 (C, P, P), target), where the target is a uint8 (P, P) mask for
     ``segmentation``, torchvision's ``{"boxes": (k, 4), "labels": (k,)}`` for ``detection``
@@ -227,6 +241,7 @@ class Patches(_Sampled):
         length: int,
         patch: int | None,
         positive_fraction: float = 0.5,
+        mimic_fraction: float = 0.0,
         seed: int = 0,
     ) -> None:
         super().__init__(studies, spec, length, seed)
@@ -242,15 +257,22 @@ class Patches(_Sampled):
         if not self.lesions:
             raise ValueError(f"{task} needs slices with PE masks or boxes; found none")
         self.positive_fraction = positive_fraction
+        self.mimic_fraction = mimic_fraction
+        self.mimics = mimic_slices(self.studies) if mimic_fraction else []
+        if mimic_fraction and not self.mimics:
+            raise ValueError("mimic_fraction needs studies with other-disease masks; found none")
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, object]:
         rng = self._rng(index)
         size, patch = self.spec.size, self.patch
         if rng.random() < self.positive_fraction:
             study, k = self.lesions[int(rng.integers(len(self.lesions)))]
-            cy, cx = self._lesion_point(study, k, rng)
-            y0 = int(np.clip(cy - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
-            x0 = int(np.clip(cx - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
+            y0, x0 = self._window_around(self._lesion_point(study, k, rng), rng)
+        elif self.mimic_fraction and rng.random() < self.mimic_fraction:
+            study, k = self.mimics[int(rng.integers(len(self.mimics)))]
+            other_masks = self.studies[study].other_masks
+            assert other_masks is not None  # mimic_slices lists only such studies
+            y0, x0 = self._window_around(_random_pixel(other_masks[k], rng), rng)
         else:
             study, k = self.all[int(rng.integers(len(self.all)))]
             y0, x0 = (int(v) for v in rng.integers(0, size - patch + 1, size=2))
@@ -266,12 +288,18 @@ class Patches(_Sampled):
             return image, torch.tensor(float(mask.any()))
         return image, mask
 
+    def _window_around(self, point: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
+        """Top-left corner of a patch holding ``point`` (y, x), not within 1/8 of its edge."""
+        size, patch = self.spec.size, self.patch
+        cy, cx = point
+        y0 = int(np.clip(cy - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
+        x0 = int(np.clip(cx - rng.integers(patch // 8, patch - patch // 8), 0, size - patch))
+        return y0, x0
+
     def _lesion_point(self, study: int, k: int, rng: np.random.Generator) -> tuple[int, int]:
         prepared = self.studies[study]
         if prepared.masks is not None and prepared.masks[k].any():
-            rows, columns = np.nonzero(prepared.masks[k])
-            i = int(rng.integers(len(rows)))
-            return int(rows[i]), int(columns[i])
+            return _random_pixel(prepared.masks[k], rng)
         assert prepared.boxes is not None
         box = prepared.boxes[k][int(rng.integers(len(prepared.boxes[k])))]
         return int((box[1] + box[3]) / 2), int((box[0] + box[2]) / 2)
@@ -280,6 +308,13 @@ class Patches(_Sampled):
         prepared = self.studies[study]
         boxes = prepared.boxes[k] if prepared.boxes is not None else np.zeros((0, 4))
         return detection_target(boxes, y0, x0, self.patch)
+
+
+def _random_pixel(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+    """(y, x) of a pixel of the (S, S) ``mask`` drawn uniformly; the mask must not be empty."""
+    rows, columns = np.nonzero(mask)
+    i = int(rng.integers(len(rows)))
+    return int(rows[i]), int(columns[i])
 
 
 def detection_target(boxes: np.ndarray, y0: int, x0: int, size: int) -> dict[str, torch.Tensor]:

@@ -214,6 +214,7 @@ def test_phantom_study_loads_through_folder_records(phantom: Phantom, tmp_path: 
     study = pickle.loads(pickle.dumps(record)).load()
     assert study.slice_labels == phantom.slice_labels
     np.testing.assert_array_equal(study.pe_mask, phantom.pe_mask)
+    np.testing.assert_array_equal(study.other_mask, phantom.other_mask)
     assert study.boxes == phantom.boxes
     assert study.exam_labels["negative_exam_for_pe"] == 0.0
     (same,) = folder_records(tmp_path / "studies" / "phantom_a")  # a study folder by itself

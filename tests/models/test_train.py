@@ -98,6 +98,10 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     raw = experiment_dict("segmentation", install="no")
     with pytest.raises(ExperimentError, match="install must be true or false"):
         parse_experiment(raw, path)
+    raw = experiment_dict("classification")
+    raw["train"] = {"steps": 3, "mimic_fraction": 0.5}  # whole slices: no patch to centre
+    with pytest.raises(ExperimentError, match="mimic_fraction is for training on patches"):
+        parse_experiment(raw, path)
     raw = experiment_dict("segmentation")
     raw["input"]["context_mm"] = 2.5  # two more channels, but the net still takes three
     raw["model"]["kwargs"]["in_chans"] = 3
@@ -182,6 +186,20 @@ def test_prepared_study_matches_the_phantom_and_is_cached() -> None:
     (again,) = prepare_studies(records, [spec], normal_stride=3, workers=0)[0]
     np.testing.assert_array_equal(again.images, first.images)
     np.testing.assert_array_equal(again.masks, first.masks)
+    assert first.other_masks is not None
+    assert not first.other_masks.any()  # a PE-only phantom
+
+
+def test_prepared_other_disease_masks_cover_the_lesion_slices() -> None:
+    spec = InputSpec(tuple(RGB), size=64)
+    records = phantom_records([31], "mix", size="test")
+    (study,) = prepare_studies(records, [spec], workers=0)[0]
+    assert study.study_id == "phantom-00031-other"
+    assert study.other_masks is not None
+    with_lesion = study.other_masks.any(axis=(1, 2))
+    labelled = np.array(study.labels) == "other_disease"
+    assert with_lesion.sum() > 0
+    assert not (with_lesion & ~labelled).any()  # no lesion pixel on a slice labelled without one
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +272,24 @@ def test_classifier_patches_are_labelled_by_the_clot_they_hold(prepared: list) -
     unmasked = [replace(prepared[0], masks=None), *prepared[1:]]
     with pytest.raises(ValueError, match=f"needs PE masks; none for {prepared[0].study_id}"):
         Patches(unmasked, spec, "classification", length=1, patch=32)
+
+
+def test_mimic_patches_are_centred_on_other_disease(prepared: list) -> None:
+    spec = InputSpec(tuple(RGB), size=64)
+    # Each study shows its other-disease mask as its image, so a patch "sees" the lesion
+    # exactly when its image is not blank.
+    shown = [
+        replace(s, images=np.repeat(s.other_masks[:, None] * np.uint8(255), 3, axis=1))
+        for s in prepared
+    ]
+    options = {"length": 40, "patch": 16, "positive_fraction": 0.0}
+    mimics = Patches(shown, spec, "segmentation", mimic_fraction=1.0, **options)
+    assert all(float(mimics[i][0].amax()) > 0 for i in range(len(mimics)))
+    anywhere = Patches(shown, spec, "segmentation", **options)
+    assert sum(float(anywhere[i][0].amax()) > 0 for i in range(len(anywhere))) < len(anywhere)
+    unmasked = [replace(s, other_masks=None) for s in prepared]
+    with pytest.raises(ValueError, match="needs studies with other-disease masks"):
+        Patches(unmasked, spec, "segmentation", mimic_fraction=0.5, **options)
 
 
 @pytest.mark.slow
