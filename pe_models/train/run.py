@@ -128,17 +128,18 @@ def resolve_init(init_from: str | None, trained: Mapping[str, Path]) -> Path | N
 def build_network(experiment: Experiment, init_bundle: Path | None) -> nn.Module:
     """The experiment's network, warm-started from ``init_bundle`` when given.
 
-    Seed-1 networks (classifier, U-Net, detector, integrated model) pass their timm encoder
-    on: a U-Net starts from the classifier's encoder (seed 1, steps 4-6), the detector from its
-    backbone (seed 1's localiser), and the other way round a classifier from a U-Net's
-    encoder. Other models take every tensor whose name and shape match (triage stage 2 from
-    stage 1).
+    A bundle of the same architecture passes on every tensor (fine-tuning). Across seed-1
+    networks (classifier, U-Net, detector, integrated model) the timm encoder passes: a U-Net
+    starts from the classifier's encoder (seed 1, steps 4-6), the detector from its backbone
+    (seed 1's localiser), and the other way round a classifier from a U-Net's encoder. Other
+    models take every tensor whose name and shape match (triage stage 2 from stage 1).
     """
     model = build(experiment.model.arch, **builder_kwargs(experiment))
     if init_bundle is None:
         return model
-    source = load_bundle(init_bundle).build_model()
-    if experiment.task in SEED1_TASKS:
+    bundle = load_bundle(init_bundle)
+    source = bundle.build_model()
+    if experiment.task in SEED1_TASKS and bundle.config.arch != experiment.model.arch:
         copied = copy_matching(timm_encoder(source), timm_encoder(model))
     else:
         copied = copy_matching(source, model)

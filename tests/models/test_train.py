@@ -373,3 +373,18 @@ def test_unet_and_detector_start_from_the_classifier(tmp_path: Path) -> None:
     detector = build_network(parse_experiment(experiment_dict("detection"), tmp_path), folder)
     body_weight = detector.backbone.body.state_dict()["layer1.0.conv1.weight"]
     torch.testing.assert_close(body_weight, reference)
+
+
+def test_a_unet_fine_tuned_from_a_unet_starts_with_all_its_weights(tmp_path: Path) -> None:
+    from pe_models.bundle import BundleConfig, save_bundle
+
+    raw = experiment_dict("segmentation")
+    experiment = parse_experiment(raw, tmp_path)
+    torch.manual_seed(1)
+    trained = build_network(experiment, None)
+    config = BundleConfig("unet", raw["model"]["kwargs"], "segmentation", tuple(RGB), input_size=64)
+    folder = save_bundle(trained, config, "card", tmp_path / "unet")
+    torch.manual_seed(2)
+    tuned = build_network(experiment, folder)
+    for name, tensor in trained.state_dict().items():  # decoder and head too, not the encoder only
+        torch.testing.assert_close(tuned.state_dict()[name], tensor, msg=name)
