@@ -23,6 +23,7 @@ from pe_models.data.records import StudyRecord, split_by_patient
 from pe_models.data.slices import PreparedStudy, prepare_studies
 from pe_models.nets import build
 from pe_models.nets.unet import copy_matching, timm_encoder
+from pe_models.resources import resources_dir
 from pe_models.train.experiment import Experiment
 from pe_models.train.module import VALIDATION_SCORE, TaskModule
 from pe_models.train.samples import (
@@ -123,6 +124,19 @@ def resolve_init(init_from: str | None, trained: Mapping[str, Path]) -> Path | N
             f"({', '.join(trained) or 'none'}) nor a bundle folder"
         )
     return path
+
+
+def recorded_path(path: Path | None) -> str | None:
+    """``path`` as a bundle records it, relative to the project when inside it.
+
+    The demo experiments lie in ``resources/``: a bundle trained from them then names no
+    folder of the machine it was trained on.
+    """
+    if path is None:
+        return None
+    project = resources_dir().resolve().parent
+    resolved = path.resolve()
+    return str(resolved.relative_to(project)) if resolved.is_relative_to(project) else str(path)
 
 
 def build_network(experiment: Experiment, init_bundle: Path | None) -> nn.Module:
@@ -266,7 +280,7 @@ def train_experiment(
     module.load_state_dict(best["state_dict"])
     summary = {
         "experiment": experiment.name,
-        "experiment_file": str(experiment.path) if experiment.path else None,
+        "experiment_file": recorded_path(experiment.path),
         "steps_run": int(trainer.global_step),
         "best_validation": {score_name: float(checkpoint.best_model_score or 0.0)},
         "train_studies": [s.study_id for s in prepared["train"]],

@@ -26,7 +26,7 @@ from pe_models.train.experiment import (
     seeds_of,
 )
 from pe_models.train.presets import available_presets, preset_experiments
-from pe_models.train.run import build_network, train_experiment
+from pe_models.train.run import build_network, recorded_path, train_experiment
 from pe_models.train.samples import BalancedSlices, Patches, binary_slices
 
 RGB = ["lung", "vascular", "mediastinal"]
@@ -388,3 +388,11 @@ def test_a_unet_fine_tuned_from_a_unet_starts_with_all_its_weights(tmp_path: Pat
     tuned = build_network(experiment, folder)
     for name, tensor in trained.state_dict().items():  # decoder and head too, not the encoder only
         torch.testing.assert_close(tuned.state_dict()[name], tensor, msg=name)
+
+
+def test_bundles_record_demo_experiment_files_relative_to_the_project(tmp_path: Path) -> None:
+    demo = resources_dir() / "experiments" / "demo" / "1_unet.yaml"
+    assert recorded_path(demo) == str(Path("resources/experiments/demo/1_unet.yaml"))
+    elsewhere = tmp_path / "mine.yaml"
+    assert recorded_path(elsewhere) == str(elsewhere)
+    assert recorded_path(None) is None
