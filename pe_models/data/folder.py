@@ -7,7 +7,7 @@ Layout read by :func:`folder_records` (every part but the CT is optional)::
         *.dcm ...                   DICOM files anywhere in the folder, or
         ct.nii.gz                   one NIfTI / NRRD / MHA file (any name not ending in "mask")
         pe_mask.nii.gz              uint8 0/1 PE mask on the CT's grid
-        other_mask.nii.gz           uint8 0/1 mask of other lesions (PE mimics), as pe-synth
+        other_mask.nii.gz           uint8 0/1 mask of other lesions (PE mimics; pe-synth writes it)
         labels.json                 {"patient_id": ..., "slices": [{"index": z, "label": ...}],
                                      "study": {"pe_present": true, ...}}
         boxes_coco.json             COCO boxes, one image per slice (see pe_models.data.coco)
