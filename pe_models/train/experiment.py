@@ -171,6 +171,17 @@ class Experiment:
     """Whether ``pe-train --install`` copies the bundle into the app's ``resources/bundles``;
     false for a bundle that trains (others start from it) but is not good enough to ship."""
 
+    @property
+    def trains_on_patches(self) -> bool:
+        """Whether training draws lesion-centred patches (``Patches``).
+
+        Segmentation and detection always (the whole input when ``train.patch`` is None), a
+        classifier when ``train.patch`` is set (target: PE in the patch).
+        """
+        return self.task in ("segmentation", "detection") or (
+            self.task == "classification" and bool(self.train.patch)
+        )
+
 
 TOP_LEVEL_KEYS = frozenset(f.name for f in fields(Experiment)) - {"path"}
 """Keys an experiment file may hold at its top level (``path`` is where it was read from)."""
@@ -244,12 +255,6 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
     install = raw.get("install", True)
     if not isinstance(install, bool):
         raise ExperimentError(f"{source}: install must be true or false, got {install!r}")
-    train = _build(TrainSpec, raw.get("train", {}), source, "train")
-    patch_training = raw["task"] in ("segmentation", "detection") or (
-        raw["task"] == "classification" and train.patch
-    )
-    if train.mimic_fraction and not patch_training:
-        raise ExperimentError(f"{source}: train.mimic_fraction is for training on patches only")
     input_raw = dict(raw["input"])
     input_raw["windows"] = tuple(input_raw.get("windows", ()))
     model = _build(ModelSpec, raw["model"], source, "model")
@@ -260,13 +265,13 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
             f"{source}: model.kwargs.in_chans is {in_chans} but the input has {spec.channels} "
             "channels (one per window, and two more with context_mm)"
         )
-    return Experiment(
+    experiment = Experiment(
         name=str(raw["name"]),
         task=raw["task"],
         model=model,
         input=spec,
         data=data,
-        train=train,
+        train=_build(TrainSpec, raw.get("train", {}), source, "train"),
         output=str(raw.get("output", raw["name"])),
         class_names=tuple(raw.get("class_names", ("pe",))),
         card={str(k): str(v) for k, v in raw.get("card", {}).items()},
@@ -274,6 +279,9 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         min_clot_ml=None if min_clot_ml is None else float(min_clot_ml),
         install=install,
     )
+    if experiment.train.mimic_fraction and not experiment.trains_on_patches:
+        raise ExperimentError(f"{source}: train.mimic_fraction is for training on patches only")
+    return experiment
 
 
 def load_experiment(path: str | Path) -> Experiment:

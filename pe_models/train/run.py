@@ -90,22 +90,28 @@ def _datasets(
     }
     train_set: Dataset
     val_set: Dataset
-    patches: dict[str, Any] = {"patch": settings.patch, "mimic_fraction": settings.mimic_fraction}
-    if task in ("segmentation", "detection"):
-        train_set = Patches(train, spec, task, **patches, **sampling)
-        val_set = LesionList(val, spec, task)
+    if experiment.trains_on_patches:
+        train_set = Patches(
+            train,
+            spec,
+            task,
+            patch=settings.patch,
+            mimic_fraction=settings.mimic_fraction,
+            **sampling,
+        )
     elif task == "integrated":
         train_set = MultiTaskSlices(
             train, spec, task, matched_fraction=settings.matched_fraction, **sampling
         )
-        val_set = MultiTaskSliceList(val, spec, task)
     else:
-        if task == "classification" and settings.patch:  # PE in the patch; scored on slices
-            train_set = Patches(train, spec, task, **patches, **sampling)
-        else:
-            train_set = BalancedSlices(
-                train, spec, task, matched_fraction=settings.matched_fraction, **sampling
-            )
+        train_set = BalancedSlices(
+            train, spec, task, matched_fraction=settings.matched_fraction, **sampling
+        )
+    if task in ("segmentation", "detection"):
+        val_set = LesionList(val, spec, task)
+    elif task == "integrated":
+        val_set = MultiTaskSliceList(val, spec, task)
+    else:  # a classifier trained on patches still scores whole slices
         val_set = SliceList(val, spec, task)
     collate = collate_detection if task in ("detection", "integrated") else None
     return train_set, val_set, collate
