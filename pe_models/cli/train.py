@@ -51,6 +51,14 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         help="dataset folder of a data source (rsna, fumpe, folder); repeatable",
     )
     parser.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="NAME=BUNDLE",
+        help="take experiment NAME's bundle from this folder instead of training it "
+        "(go on with a preset from an earlier run); repeatable",
+    )
+    parser.add_argument(
         "--workers", type=int, default=None, help="processes preparing studies (default: CPUs)"
     )
     parser.add_argument(
@@ -64,14 +72,20 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _pairs(option: str, items: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` command-line items as a dict; ``option`` names them in the error."""
+    pairs = {}
+    for item in items:
+        key, separator, value = item.partition("=")
+        if not key or not separator or not value:
+            raise ValueError(f"{option} takes KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
 def _with_roots(experiments: Sequence[Experiment], roots: Sequence[str]) -> list[Experiment]:
     """Experiments with ``data.root`` set from ``SOURCE=PATH`` items."""
-    by_source = {}
-    for item in roots:
-        source, separator, path = item.partition("=")
-        if not separator or not path:
-            raise ValueError(f"--root takes SOURCE=PATH, got {item!r}")
-        by_source[source] = path
+    by_source = _pairs("--root", roots)
     return [
         replace(e, data=replace(e.data, root=by_source[e.data.source]))
         if e.data.source in by_source
@@ -131,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             experiments = [load_experiment(path) for path in args.experiments]
         experiments = _with_roots(experiments, args.root)
+        reuse = {name: Path(folder) for name, folder in _pairs("--reuse", args.reuse).items()}
     except (KeyError, ValueError) as error:  # ExperimentError is a ValueError
         print(f"pe-train: {error}", file=sys.stderr)
         return 2
@@ -140,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or Path("runs") / (args.preset or experiments[0].name)
     started = time.perf_counter()
     try:
-        trained = train_preset(experiments, out, workers=args.workers)
+        trained = train_preset(experiments, out, workers=args.workers, reuse=reuse)
     except (ValueError, FileNotFoundError, StudyReadError) as error:
         print(f"pe-train: {error}", file=sys.stderr)
         return 1

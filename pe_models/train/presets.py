@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pe_models.data.slices import InputSpec, cache_studies
@@ -71,12 +71,43 @@ def prepare_shared(experiments: Sequence[Experiment], workers: int | None) -> No
 
 
 def train_preset(
-    experiments: Sequence[Experiment], out: str | Path, *, workers: int | None = None
+    experiments: Sequence[Experiment],
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    reuse: Mapping[str, Path] | None = None,
 ) -> dict[str, Path]:
-    """Train every experiment in order; returns experiment name → bundle folder."""
-    prepare_shared(experiments, workers)
+    """Train every experiment in order; returns experiment name → bundle folder.
+
+    ``reuse`` maps experiment names to bundle folders trained before: those experiments are
+    not trained again, and later ones that start from them (``init_from``) start from these
+    folders. A preset of several hours can so go on from where an earlier run stopped.
+
+    Raises
+    ------
+    ValueError
+        ``reuse`` names an experiment that is not in ``experiments``.
+    FileNotFoundError
+        A ``reuse`` folder holds no bundle (no ``config.json``).
+    """
+    reuse = dict(reuse or {})
+    unknown = sorted(set(reuse) - {e.name for e in experiments})
+    if unknown:
+        raise ValueError(
+            f"reuse names no experiment of this run: {', '.join(unknown)} "
+            f"(experiments: {', '.join(e.name for e in experiments)})"
+        )
+    for name, folder in reuse.items():
+        if not (Path(folder) / "config.json").is_file():
+            raise FileNotFoundError(f"reuse {name}={folder}: no bundle there (no config.json)")
+    to_train = [e for e in experiments if e.name not in reuse]
+    prepare_shared(to_train, workers)
     trained: dict[str, Path] = {}
     for experiment in experiments:
+        if experiment.name in reuse:
+            log.info("reusing %s from %s", experiment.name, reuse[experiment.name])
+            trained[experiment.name] = Path(reuse[experiment.name])
+            continue
         log.info("training %s", experiment.name)
         trained[experiment.name] = train_experiment(
             experiment, out, trained=trained, workers=workers

@@ -19,13 +19,14 @@ from pe_models.inference import Pipeline, model_view
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.resources import resources_dir
 from pe_models.synth.phantom import generate_phantom
+from pe_models.train import presets
 from pe_models.train.experiment import (
     ExperimentError,
     load_experiment,
     parse_experiment,
     seeds_of,
 )
-from pe_models.train.presets import available_presets, preset_experiments
+from pe_models.train.presets import available_presets, preset_experiments, train_preset
 from pe_models.train.run import build_network, recorded_path, train_experiment
 from pe_models.train.samples import BalancedSlices, Patches, binary_slices
 
@@ -153,6 +154,39 @@ def test_install_copies_only_bundles_marked_for_it(
     target = train_cli.install(experiments, trained)
     assert sorted(p.name for p in target.iterdir()) == ["tiny-segmentation"]
     assert (target / "tiny-segmentation" / "config.json").read_text() == "{}"
+
+
+def test_a_reused_bundle_is_not_trained_again_and_later_experiments_start_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = parse_experiment({**experiment_dict("segmentation"), "name": "base"}, tmp_path)
+    tuned_raw = {**experiment_dict("segmentation"), "name": "tuned"}
+    tuned_raw["model"] = {**tuned_raw["model"], "init_from": "base"}
+    tuned = parse_experiment(tuned_raw, tmp_path)
+    earlier = tmp_path / "earlier" / "base"
+    earlier.mkdir(parents=True)
+    (earlier / "config.json").write_text("{}")
+    prepared, calls = [], []
+    monkeypatch.setattr(presets, "prepare_shared", lambda exps, workers: prepared.extend(exps))
+
+    def fake_train(experiment, out, *, trained, workers):  # type: ignore[no-untyped-def]
+        calls.append((experiment.name, dict(trained)))
+        return Path(out) / experiment.name
+
+    monkeypatch.setattr(presets, "train_experiment", fake_train)
+    result = train_preset([base, tuned], tmp_path / "run", reuse={"base": earlier})
+    assert [e.name for e in prepared] == ["tuned"]
+    assert calls == [("tuned", {"base": earlier})]
+    assert result == {"base": earlier, "tuned": tmp_path / "run" / "tuned"}
+    with pytest.raises(ValueError, match="reuse names no experiment of this run: other"):
+        train_preset([base, tuned], tmp_path / "run", reuse={"other": earlier})
+    with pytest.raises(FileNotFoundError, match="no bundle there"):
+        train_preset([base, tuned], tmp_path / "run", reuse={"base": tmp_path})
+
+
+def test_pe_train_rejects_a_malformed_reuse_item(capsys: pytest.CaptureFixture[str]) -> None:
+    assert train_cli.main(["--preset", "demo", "--reuse", "unet_base"]) == 2
+    assert "--reuse takes KEY=VALUE, got 'unet_base'" in capsys.readouterr().err
 
 
 def test_boxes_to_input_inverts_boxes_to_original() -> None:
