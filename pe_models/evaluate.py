@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pe_models import io
+from pe_models.clots import components_on_truth
 from pe_models.data.records import NO_PE, LabelledStudy, StudyRecord
 from pe_models.inference import Pipeline, SliceResult, StudyResult
 from pe_models.metrics import (
@@ -45,6 +46,8 @@ SCORE_NOTES = {
     "segmentation": "the U-Net's highest pixel probability (no classifier installed)",
 }
 """What the slice PE probability is, by :meth:`Pipeline.slice_score_source`."""
+ON_CLOT_SHARE = 0.3
+"""A predicted clot component lies on the true clot when more than this share of it does."""
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ class Collected:
     pred_boxes: list[np.ndarray] = field(default_factory=list)
     true_boxes: list[np.ndarray] = field(default_factory=list)
     studies: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 def pixel_slices(labels: Sequence[str], negative_stride: int) -> list[int]:
@@ -87,15 +91,51 @@ def study_summary(name: str, volume: Volume, result: StudyResult) -> dict[str, A
         "positive_slices": len(result.positive_slices),
         "contrast_adequate": result.contrast.adequate,
         "contrast_p90_hu": round(result.contrast.p90_hu, 1),
-        "clot_volume_ml": (
-            None if result.clot_volume_ml is None else round(result.clot_volume_ml, 2)
-        ),
-        "largest_clot_ml": (  # what min_clot_ml is compared with; specks matter, so 3 places
-            None if result.largest_clot_ml is None else round(result.largest_clot_ml, 3)
-        ),
+        "clot_volume_ml": _rounded(result.clot_volume_ml, 2),
+        # What min_clot_ml is compared with; specks matter, so 3 places.
+        "largest_clot_ml": _rounded(result.largest_clot_ml, 3),
         "not_assessable": result.not_assessable,
         "warnings": list(result.warnings),
     }
+
+
+def labelled_summary(name: str, study: LabelledStudy, result: StudyResult) -> dict[str, Any]:
+    """:func:`study_summary` with the truth beside it.
+
+    Adds ``pe_present``, ``true_clot_ml`` (None without a PE mask) and
+    ``largest_on_clot_ml``: the largest predicted clot component of which more than
+    :data:`ON_CLOT_SHARE` lies on the true clot (None: none does), which tells a study found
+    on its clot from one found only through a false piece.
+    """
+    row = study_summary(name, study.volume, result)
+    row["pe_present"] = study.pe_present
+    has_mask = study.pe_mask is not None
+    row["true_clot_ml"] = _rounded(true_clot_ml(study), 3) if has_mask else None
+    row["largest_on_clot_ml"] = _rounded(_largest_on_clot_ml(study, result), 3)
+    return row
+
+
+def _rounded(value: float | None, places: int) -> float | None:
+    return None if value is None else round(value, places)
+
+
+def _largest_on_clot_ml(study: LabelledStudy, result: StudyResult) -> float | None:
+    """Largest predicted component with enough of it on the true clot, in mL; None if none."""
+    masked = [(r.index, r.mask) for r in result.slices if r.mask is not None]
+    if study.pe_mask is None or not study.pe_mask.any() or not masked:
+        return None
+    volumes_ml, on_truth = components_on_truth(
+        study.volume, [z for z, _ in masked], [mask for _, mask in masked], study.pe_mask
+    )
+    on_clot = volumes_ml[on_truth > ON_CLOT_SHARE]
+    return float(on_clot.max()) if on_clot.size else None
+
+
+def true_clot_ml(study: LabelledStudy) -> float:
+    """Volume of the study's true PE mask in mL (0 without one)."""
+    if study.pe_mask is None:
+        return 0.0
+    return float(study.pe_mask.astype(bool).sum()) * float(np.prod(study.volume.spacing)) / 1e3
 
 
 def collect(
@@ -103,13 +143,16 @@ def collect(
     records: Sequence[StudyRecord],
     *,
     negative_stride: int = 10,
+    small_clots_ml: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Collected:
     """Run the pipeline on every study and gather outputs with their truths.
 
     The model that gives the slice PE probability runs on every slice, even a segmenter (a
     U-Net-only pipeline scores slices by its masks); other pixel tasks run on the slices of
-    :func:`pixel_slices`.
+    :func:`pixel_slices`. With ``small_clots_ml`` only studies with PE whose true clot totals
+    less than that many mL are evaluated (the hard cases for a study rule such as
+    ``min_clot_ml``); the others are listed in ``skipped``.
     """
     score_source = pipeline.slice_score_source()
     every_slice = [t for t in pipeline.tasks if t not in PIXEL_TASKS or t == score_source]
@@ -120,10 +163,13 @@ def collect(
         volume = study.volume
         if study.slice_labels is None:
             raise ValueError(f"{record.study_id}: evaluation needs per-slice labels")
+        if small_clots_ml is not None and not 0 < true_clot_ml(study) < small_clots_ml:
+            out.skipped.append(record.study_id)
+            continue
         labels = study.slice_labels
         if every_slice:
             result = pipeline.run(volume, tasks=every_slice)
-            out.studies.append(study_summary(record.study_id, volume, result))
+            out.studies.append(labelled_summary(record.study_id, study, result))
             out.patient_pe[record.patient_id] = int("pe" in labels)
             out.patient_decision[record.patient_id] = float(result.triage == "pe")
             for r in result.slices:
@@ -284,6 +330,7 @@ def run_evaluation(
     *,
     real: Path | None = None,
     negative_stride: int = 10,
+    small_clots_ml: float | None = None,
     update_cards: bool = False,
     command: str = "",
 ) -> dict[str, Any]:
@@ -301,6 +348,8 @@ def run_evaluation(
         Report folder (see :func:`pe_models.report.write_report`).
     real
         A folder of unlabelled real CT: what the models say of each series is listed.
+    small_clots_ml
+        Evaluate only studies with PE whose true clot totals less than this (mL).
     update_cards
         Write the metrics into each bundle's card.
 
@@ -315,20 +364,28 @@ def run_evaluation(
     curves: dict[str, Any] = {}
     report: dict[str, Any] = {"title": "PE Viewer model evaluation", "tasks": tasks}
     described = list(described)
+    evaluated = len(records)
     if records:
         collected = collect(
             pipeline,
             records,
             negative_stride=negative_stride,
+            small_clots_ml=small_clots_ml,
             progress=lambda name: log.info("evaluated %s", name),
         )
         found, curves = metrics_of(collected, pipeline)
         tasks.update(found)
         report["studies"] = collected.studies
+        evaluated -= len(collected.skipped)
+        if small_clots_ml is not None:
+            described.append(
+                f"kept: studies with PE whose true clot totals under {small_clots_ml:g} mL "
+                f"({evaluated} of {len(records)})"
+            )
     if real is not None:
         report["real_ct"] = real_ct_rows(pipeline, real)
         described.append(f"real CT series in {real} (no labels: outputs listed)")
-    report["description"] = "; ".join(described) + f"; {len(records)} labelled studies"
+    report["description"] = "; ".join(described) + f"; {evaluated} labelled studies"
     report["bundles"] = [str(p) for p in bundles]
     report["command"] = command
     report["seconds"] = round(time.perf_counter() - started, 1)

@@ -29,7 +29,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         description="Evaluate model bundles through the inference Pipeline: report.json, "
         "ROC/PR curves, confusion matrices and summary.md.",
     )
-    parser.add_argument("--bundles", type=Path, required=True, help="folder of bundle folders")
+    parser.add_argument(
+        "--bundles",
+        type=Path,
+        required=True,
+        help="a bundle folder, or a folder of bundle folders (evaluated together)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     data = parser.add_argument_group("labelled data (any combination)")
     data.add_argument("--phantoms", help="phantom seeds START:STOP (generated, full size)")
@@ -38,6 +43,13 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     data.add_argument("--folder", type=Path, help="DICOM/NIfTI + mask study folders")
     data.add_argument("--rsna", type=Path, help="RSNA-STR PE root (train.csv + train/)")
     data.add_argument("--fumpe", type=Path, help="FUMPE root (CT_scans/ + GroundTruth/)")
+    data.add_argument(
+        "--small-clots",
+        type=float,
+        metavar="ML",
+        help="evaluate only studies with PE whose true clot totals under ML mL (the hard "
+        "cases for a study rule)",
+    )
     parser.add_argument(
         "--real", type=Path, help="unlabelled real CT: report what the models say per series"
     )
@@ -84,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        paths = default_bundle_paths(args.bundles) if args.bundles.is_dir() else []
+        if (args.bundles / "config.json").is_file():
+            paths = [args.bundles]
+        else:
+            paths = default_bundle_paths(args.bundles) if args.bundles.is_dir() else []
         if not paths:
             raise BundleError(f"{args.bundles}: no bundle folders found")
         Pipeline.from_bundles(paths)  # fail early on a broken bundle
@@ -106,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out,
         real=args.real,
         negative_stride=args.negative_stride,
+        small_clots_ml=args.small_clots,
         update_cards=args.update_cards,
         command=command,
     )

@@ -12,9 +12,9 @@ from pe_models.bundle import load_bundle
 from pe_models.cli.evaluate import main as pe_eval
 from pe_models.cli.train import main as pe_train
 from pe_models.data.phantoms import phantom_records
-from pe_models.evaluate import collect, metrics_of
+from pe_models.evaluate import collect, metrics_of, true_clot_ml
 from pe_models.inference import Pipeline
-from tests.model_bundles import make_bundles
+from tests.model_bundles import make_bundles, make_oracle_bundles
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +79,44 @@ def test_a_unet_alone_is_scored_by_what_the_app_shows(bundles: Path) -> None:
     assert tasks["segmentation_pe_slices"]["metrics"]["n_slices"] == collected.labels.count("pe")
 
 
+def test_study_rows_say_how_much_of_the_clot_the_unet_found(tmp_path: Path) -> None:
+    # The oracle paints bright vascular pixels: the clot is dark, so its pieces lie beside it.
+    oracle = Pipeline.from_bundles(make_oracle_bundles(tmp_path, size=64)[:1])
+    records = phantom_records(range(60, 63), "mix", size="test")
+    collected = collect(oracle, records, negative_stride=6)
+    for study, record in zip(collected.studies, records, strict=True):
+        truth = record.load()
+        assert study["pe_present"] == truth.pe_present
+        assert study["true_clot_ml"] == pytest.approx(true_clot_ml(truth), abs=1e-3)
+        on_clot = study["largest_on_clot_ml"]
+        assert on_clot is None or 0 < on_clot <= study["largest_clot_ml"]
+        if not truth.pe_present:
+            assert on_clot is None
+
+
+def test_small_clots_keeps_only_pe_studies_under_the_volume(bundles: Path) -> None:
+    pipeline = Pipeline.from_bundles([bundles / "segmentation"])
+    records = phantom_records(range(60, 63), "pe", size="test")
+    records += phantom_records([61], "mix", size="test")  # other disease: no clot
+    volumes = {r.study_id: true_clot_ml(r.load()) for r in records}
+    with_pe = sorted(v for v in volumes.values() if v > 0)
+    assert len(with_pe) >= 2, volumes
+    cut = (with_pe[0] + with_pe[1]) / 2
+    collected = collect(pipeline, records, negative_stride=6, small_clots_ml=cut)
+    kept = [study["study"] for study in collected.studies]
+    assert kept == [name for name, v in volumes.items() if 0 < v < cut]
+    assert sorted(kept + collected.skipped) == sorted(volumes)
+
+
 def test_bad_bundle_folder_and_missing_data_are_reported(
     bundles: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert pe_eval(["--bundles", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "no bundle folders found" in capsys.readouterr().err
     assert pe_eval(["--bundles", str(bundles), "--out", str(tmp_path / "o")]) == 2
+    assert "give labelled data" in capsys.readouterr().err
+    one_bundle = ["--bundles", str(bundles / "segmentation"), "--out", str(tmp_path / "o")]
+    assert pe_eval(one_bundle) == 2  # a bundle folder itself is accepted: only data is missing
     assert "give labelled data" in capsys.readouterr().err
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pe_models.bundle import BundleConfig, load_bundle, save_bundle
-from pe_models.clots import clot_components
+from pe_models.clots import clot_components, components_on_truth
 from pe_models.inference import (
     InferenceCancelled,
     Pipeline,
@@ -293,3 +293,17 @@ def test_clot_components_join_neighbouring_slices_only() -> None:
     assert sorted(volumes_ml.tolist()) == pytest.approx([0.008, 0.016])  # 4 px x 2 mm^3
     assert on_slice[1] == on_slice[2] != on_slice[4]  # slice 3 was not given: no bridge
     assert clot_components(volume, [], []) == (pytest.approx(np.zeros(0)), {})
+
+
+def test_components_on_truth_give_the_share_of_each_piece_on_the_clot() -> None:
+    volume = Volume(np.zeros((6, 8, 8), np.int16), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:4, 2:4] = 1
+    mask[6:8, 6:8] = 1
+    truth = np.zeros((6, 8, 8), np.uint8)
+    truth[1:3, 2:4, 2:3] = 1  # half of the first piece
+    volumes_ml, on_truth = components_on_truth(volume, [1, 2], [mask, mask], truth)
+    expected, _ = clot_components(volume, [1, 2], [mask, mask])
+    assert volumes_ml.tolist() == pytest.approx(expected.tolist())
+    assert on_truth.tolist() == pytest.approx([0.5, 0.0])  # labelled in raster order
+    assert components_on_truth(volume, [], [], truth)[0].size == 0
