@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pe_models.io.atomic import atomic_folder
+from pe_models.io.atomic import atomic_folder, give_plain_permissions
 from pe_models.nets import available, build
 
 BUNDLE_VERSION = 1
@@ -169,6 +169,7 @@ def save_bundle(
     }
     with atomic_folder(target, replace_existing=True) as staging:
         save_file(state, str(staging / WEIGHTS_FILE), metadata={"arch": config.arch})
+        give_plain_permissions(staging / WEIGHTS_FILE)
         (staging / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
     return target

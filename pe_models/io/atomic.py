@@ -22,7 +22,7 @@ def atomic_target(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator
     os.close(handle)
     try:
         yield Path(temporary)
-        os.chmod(temporary, 0o666 & ~_UMASK)
+        give_plain_permissions(temporary)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -37,6 +37,15 @@ def _read_umask() -> int:
 
 _UMASK = _read_umask()
 """Read once at import: setting the umask to read it is not thread-safe."""
+
+
+def give_plain_permissions(path: str | os.PathLike[str]) -> None:
+    """Give a file the permissions a plain ``open`` would (read for all under the usual umask).
+
+    Writers that stage through private temporary files (``mkstemp``, safetensors) leave them
+    readable by their owner only: an installed model would be unreadable to other users.
+    """
+    os.chmod(path, 0o666 & ~_UMASK)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,14 @@ def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
     images = torch.rand(2, 3, 256, 256)
     with torch.inference_mode():
         assert torch.equal(rebuilt(images), model(images))
+
+
+def test_bundle_files_are_as_readable_as_plain_files(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    folder = save_bundle(_model(), CONFIG, CARD, tmp_path / "bundle")
+    for file in folder.iterdir():  # safetensors writes its file for the owner only
+        assert stat.S_IMODE(file.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode), file
 
 
 def test_half_precision_bundle_is_smaller_and_close(tmp_path: Path) -> None:
