@@ -425,8 +425,8 @@ def test_a_unet_fine_tuned_from_a_unet_starts_with_all_its_weights(tmp_path: Pat
 
 
 def test_bundles_record_demo_experiment_files_relative_to_the_project(tmp_path: Path) -> None:
-    demo = resources_dir() / "experiments" / "demo" / "1_unet.yaml"
-    assert recorded_path(demo) == str(Path("resources/experiments/demo/1_unet.yaml"))
+    demo = resources_dir() / "experiments" / "demo" / "1b_unet.yaml"
+    assert recorded_path(demo) == str(Path("resources/experiments/demo/1b_unet.yaml"))
     elsewhere = tmp_path / "mine.yaml"
     assert recorded_path(elsewhere) == str(elsewhere)
     assert recorded_path(None) is None
