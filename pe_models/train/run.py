@@ -344,7 +344,9 @@ def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
         ),
         f"- Trained on {trained_on}.",
         f"- Intended use: {experiment.card.get('intended_use', 'research and software testing')}.",
-        f"- Training: {summary['steps_run']} steps; best validation "
+        f"- Training: {summary['steps_run']} steps"
+        + (f", starting from the bundle `{summary['init_from']}`" if summary["init_from"] else "")
+        + "; best validation "
         f"{json.dumps(summary['best_validation'])} (validation studies, used to pick the "
         "checkpoint: not a test result).",
         f"- Experiment: {asdict(experiment.train)}",

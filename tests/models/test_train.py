@@ -27,7 +27,7 @@ from pe_models.train.experiment import (
     seeds_of,
 )
 from pe_models.train.presets import available_presets, preset_experiments, train_preset
-from pe_models.train.run import build_network, recorded_path, train_experiment
+from pe_models.train.run import build_network, recorded_path, train_experiment, training_card
 from pe_models.train.samples import BalancedSlices, Patches, binary_slices
 
 RGB = ["lung", "vascular", "mediastinal"]
@@ -422,6 +422,14 @@ def test_a_unet_fine_tuned_from_a_unet_starts_with_all_its_weights(tmp_path: Pat
     tuned = build_network(experiment, folder)
     for name, tensor in trained.state_dict().items():  # decoder and head too, not the encoder only
         torch.testing.assert_close(tuned.state_dict()[name], tensor, msg=name)
+
+
+def test_the_card_of_a_fine_tuned_bundle_names_the_bundle_it_started_from(tmp_path: Path) -> None:
+    experiment = parse_experiment(experiment_dict("segmentation"), tmp_path / "x.yaml")
+    summary = {"steps_run": 3, "best_validation": {"val_iou": 0.5}, "init_from": None}
+    assert "starting from" not in training_card(experiment, summary)
+    tuned = training_card(experiment, {**summary, "init_from": "runs/demo/unet_base"})
+    assert "- Training: 3 steps, starting from the bundle `runs/demo/unet_base`;" in tuned
 
 
 def test_bundles_record_demo_experiment_files_relative_to_the_project(tmp_path: Path) -> None:
