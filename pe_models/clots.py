@@ -45,10 +45,6 @@ def _label(
     return _Labelled(labels, count, (int(z0), int(y0), int(x0)))
 
 
-def _voxel_ml(volume: Volume) -> float:
-    return float(np.prod(volume.spacing)) / 1000.0
-
-
 def clot_components(
     volume: Volume, indices: Sequence[int], masks: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, dict[int, set[int]]]:
@@ -80,7 +76,7 @@ def clot_components(
         for k, plane in enumerate(found.labels)
         if plane.any()
     }
-    return volumes_ml * _voxel_ml(volume), on_slice
+    return volumes_ml * volume.voxel_ml, on_slice
 
 
 def components_on_truth(
@@ -110,4 +106,4 @@ def components_on_truth(
     inside = truth[z0 : z0 + depth, y0 : y0 + height, x0 : x0 + width].astype(bool)
     voxels = np.bincount(found.labels.ravel(), minlength=found.count + 1)[1:]
     on_clot = np.bincount(found.labels[inside], minlength=found.count + 1)[1:]
-    return voxels * _voxel_ml(volume), on_clot / voxels
+    return voxels * volume.voxel_ml, on_clot / voxels

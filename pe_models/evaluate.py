@@ -135,7 +135,7 @@ def true_clot_ml(study: LabelledStudy) -> float:
     """Volume of the study's true PE mask in mL (0 without one)."""
     if study.pe_mask is None:
         return 0.0
-    return float(study.pe_mask.astype(bool).sum()) * float(np.prod(study.volume.spacing)) / 1e3
+    return float(study.pe_mask.astype(bool).sum()) * study.volume.voxel_ml
 
 
 def collect(

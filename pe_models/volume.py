@@ -98,6 +98,11 @@ class Volume:
         z, y, x = self.hu.shape
         return z, y, x
 
+    @property
+    def voxel_ml(self) -> float:
+        """Volume of one voxel in mL (spacing in mm: mm³ / 1000)."""
+        return float(np.prod(self.spacing)) / 1000.0
+
     def index_to_lps(self, z: float, y: float, x: float) -> np.ndarray:
         """Patient LPS position (x, y, z) in mm of array index (z, y, x)."""
         index_xyz = np.array([x, y, z], dtype=float)

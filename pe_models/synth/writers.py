@@ -153,7 +153,7 @@ def _coco_parts(
 def labels_document(phantom: Phantom) -> dict:
     """Everything known about the phantom, JSON-ready."""
     volume = phantom.volume
-    voxel_ml = float(np.prod(volume.spacing)) / 1000
+    voxel_ml = volume.voxel_ml
     study = asdict(phantom.study)
     return {
         "version": 1,
