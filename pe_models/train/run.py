@@ -317,6 +317,15 @@ def train_experiment(
     return folder
 
 
+def _started_from(experiment: Experiment, summary: Mapping[str, object]) -> str:
+    """ ", starting from ..." for a warm-started bundle: the experiment or folder, and where."""
+    named, folder = experiment.model.init_from, summary.get("init_from")
+    if not named or not folder:
+        return ""
+    where = "" if str(folder) == named else f" (bundle `{folder}`)"
+    return f", starting from the weights of `{named}`{where}"
+
+
 def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
     """The model card written at training time (``pe-eval --update-cards`` adds test metrics)."""
     data = experiment.data
@@ -344,9 +353,8 @@ def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
         ),
         f"- Trained on {trained_on}.",
         f"- Intended use: {experiment.card.get('intended_use', 'research and software testing')}.",
-        f"- Training: {summary['steps_run']} steps"
-        + (f", starting from the bundle `{summary['init_from']}`" if summary["init_from"] else "")
-        + "; best validation "
+        f"- Training: {summary['steps_run']} steps{_started_from(experiment, summary)}; "
+        "best validation "
         f"{json.dumps(summary['best_validation'])} (validation studies, used to pick the "
         "checkpoint: not a test result).",
         f"- Experiment: {asdict(experiment.train)}",

@@ -425,11 +425,16 @@ def test_a_unet_fine_tuned_from_a_unet_starts_with_all_its_weights(tmp_path: Pat
 
 
 def test_the_card_of_a_fine_tuned_bundle_names_the_bundle_it_started_from(tmp_path: Path) -> None:
-    experiment = parse_experiment(experiment_dict("segmentation"), tmp_path / "x.yaml")
+    raw = experiment_dict("segmentation")
     summary = {"steps_run": 3, "best_validation": {"val_iou": 0.5}, "init_from": None}
-    assert "starting from" not in training_card(experiment, summary)
-    tuned = training_card(experiment, {**summary, "init_from": "runs/demo/unet_base"})
-    assert "- Training: 3 steps, starting from the bundle `runs/demo/unet_base`;" in tuned
+    assert "starting from" not in training_card(parse_experiment(raw, tmp_path / "x.yaml"), summary)
+    raw["model"] = {**raw["model"], "init_from": "unet_base"}
+    tuned = parse_experiment(raw, tmp_path / "x.yaml")
+    card = training_card(tuned, {**summary, "init_from": "runs/demo/unet_base"})
+    assert (
+        "- Training: 3 steps, starting from the weights of `unet_base` "
+        "(bundle `runs/demo/unet_base`); best validation" in card
+    )
 
 
 def test_bundles_record_demo_experiment_files_relative_to_the_project(tmp_path: Path) -> None:
