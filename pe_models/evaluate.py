@@ -163,7 +163,8 @@ def collect(
         volume = study.volume
         if study.slice_labels is None:
             raise ValueError(f"{record.study_id}: evaluation needs per-slice labels")
-        if small_clots_ml is not None and not 0 < true_clot_ml(study) < small_clots_ml:
+        if small_clots_ml is not None and not 0 < (clot_ml := true_clot_ml(study)) < small_clots_ml:
+            log.info("skipped %s: %.2f mL of true clot", record.study_id, clot_ml)
             out.skipped.append(record.study_id)
             continue
         labels = study.slice_labels

@@ -318,7 +318,7 @@ def train_experiment(
 
 
 def _started_from(experiment: Experiment, summary: Mapping[str, object]) -> str:
-    """ ", starting from ..." for a warm-started bundle: the experiment or folder, and where."""
+    """The card's words for a warm-started bundle: the experiment it started from, and where."""
     named, folder = experiment.model.init_from, summary.get("init_from")
     if not named or not folder:
         return ""
