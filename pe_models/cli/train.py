@@ -72,20 +72,20 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _pairs(option: str, items: Sequence[str]) -> dict[str, str]:
-    """``KEY=VALUE`` command-line items as a dict; ``option`` names them in the error."""
+def _pairs(option: str, form: str, items: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` command-line items as a dict; the error names ``option`` and its ``form``."""
     pairs = {}
     for item in items:
         key, separator, value = item.partition("=")
         if not key or not separator or not value:
-            raise ValueError(f"{option} takes KEY=VALUE, got {item!r}")
+            raise ValueError(f"{option} takes {form}, got {item!r}")
         pairs[key] = value
     return pairs
 
 
 def _with_roots(experiments: Sequence[Experiment], roots: Sequence[str]) -> list[Experiment]:
     """Experiments with ``data.root`` set from ``SOURCE=PATH`` items."""
-    by_source = _pairs("--root", roots)
+    by_source = _pairs("--root", "SOURCE=PATH", roots)
     return [
         replace(e, data=replace(e.data, root=by_source[e.data.source]))
         if e.data.source in by_source
@@ -145,7 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             experiments = [load_experiment(path) for path in args.experiments]
         experiments = _with_roots(experiments, args.root)
-        reuse = {name: Path(folder) for name, folder in _pairs("--reuse", args.reuse).items()}
+        reuse = {
+            name: Path(folder)
+            for name, folder in _pairs("--reuse", "NAME=BUNDLE", args.reuse).items()
+        }
     except (KeyError, ValueError) as error:  # ExperimentError is a ValueError
         print(f"pe-train: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from pe_models.bundle import CONFIG_FILE
 from pe_models.data.slices import InputSpec, cache_studies
 from pe_models.resources import resources_dir
 from pe_models.train.experiment import Experiment, load_experiment
@@ -98,8 +99,8 @@ def train_preset(
             f"(experiments: {', '.join(e.name for e in experiments)})"
         )
     for name, folder in reuse.items():
-        if not (Path(folder) / "config.json").is_file():
-            raise FileNotFoundError(f"reuse {name}={folder}: no bundle there (no config.json)")
+        if not (Path(folder) / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"reuse {name}={folder}: no bundle there (no {CONFIG_FILE})")
     to_train = [e for e in experiments if e.name not in reuse]
     prepare_shared(to_train, workers)
     trained: dict[str, Path] = {}

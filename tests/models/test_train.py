@@ -186,7 +186,7 @@ def test_a_reused_bundle_is_not_trained_again_and_later_experiments_start_from_i
 
 def test_pe_train_rejects_a_malformed_reuse_item(capsys: pytest.CaptureFixture[str]) -> None:
     assert train_cli.main(["--preset", "demo", "--reuse", "unet_base"]) == 2
-    assert "--reuse takes KEY=VALUE, got 'unet_base'" in capsys.readouterr().err
+    assert "--reuse takes NAME=BUNDLE, got 'unet_base'" in capsys.readouterr().err
 
 
 def test_boxes_to_input_inverts_boxes_to_original() -> None:
