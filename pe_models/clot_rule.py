@@ -31,7 +31,7 @@ class CutCounts:
 
 @dataclass(frozen=True)
 class RuleChoice:
-    """Counts per cut and the cut the rule chooses (None: even the smallest loses a study)."""
+    """Counts per cut and the cut the rule chooses (None: no PE study to keep)."""
 
     counts: tuple[CutCounts, ...]
     pe_studies: int
