@@ -3,6 +3,7 @@
 Examples::
 
     pe-eval --bundles resources/bundles --phantoms 9000:9012 --out eval/   # held-out phantoms
+    pe-eval --bundles resources/bundles --phantoms 5100,5109,5120:5122 --kind pe --out eval/s
     pe-eval --bundles runs/rsna --rsna /data/rsna-pe --out eval/rsna      # a dataset folder
     pe-eval --bundles resources/bundles --real ../shared/data/real --out eval/real
 """
@@ -37,7 +38,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     data = parser.add_argument_group("labelled data (any combination)")
-    data.add_argument("--phantoms", help="phantom seeds START:STOP (generated, full size)")
+    data.add_argument(
+        "--phantoms",
+        type=phantom_seeds,
+        help="phantom seeds (generated, full size): START:STOP, or seeds and ranges separated "
+        "by commas (5100,5109,5120:5122)",
+    )
     data.add_argument("--kind", default="mix", help="phantom kind (pe, other, normal, mix)")
     data.add_argument("--size", default="full", help="phantom size (full or test)")
     data.add_argument("--folder", type=Path, help="DICOM/NIfTI + mask study folders")
@@ -65,14 +71,54 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def phantom_seeds(text: str) -> list[int]:
+    """Seeds from ``START:STOP`` ranges (STOP excluded) and single seeds, comma separated.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        A part is not a seed or a range, a range is empty, or a seed repeats.
+    """
+    seeds: list[int] = []
+    for part in text.split(","):
+        bounds = part.strip().split(":")
+        if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds):
+            raise argparse.ArgumentTypeError(
+                f"{part.strip()!r} in {text!r} is neither a seed nor a range START:STOP"
+            )
+        start = int(bounds[0])
+        stop = int(bounds[-1]) if len(bounds) == 2 else start + 1
+        if stop <= start:
+            raise argparse.ArgumentTypeError(f"range {part.strip()!r} in {text!r} is empty")
+        seeds += range(start, stop)
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names seed {', '.join(map(str, repeated))} more than once"
+        )
+    return seeds
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """``5000-5047, 5100, 5109``: runs of consecutive seeds folded into ranges."""
+    runs: list[list[int]] = []
+    for seed in seeds:
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
 def labelled_records(args: argparse.Namespace) -> tuple[list[StudyRecord], list[str]]:
     """Studies named on the command line, and a description of each source."""
     records: list[StudyRecord] = []
     described: list[str] = []
     if args.phantoms:
-        start, stop = (int(v) for v in args.phantoms.split(":"))
-        records += phantom_records(range(start, stop), args.kind, size=args.size)
-        described.append(f"synthetic phantoms seeds {start}-{stop - 1} ({args.kind}, {args.size})")
+        records += phantom_records(args.phantoms, args.kind, size=args.size)
+        described.append(
+            f"synthetic phantoms seeds {seeds_text(args.phantoms)} ({args.kind}, {args.size})"
+        )
     if args.folder:
         from pe_models.data.folder import folder_records
 

@@ -10,6 +10,7 @@ import pytest
 
 from pe_models.bundle import load_bundle
 from pe_models.cli.evaluate import main as pe_eval
+from pe_models.cli.evaluate import phantom_seeds, seeds_text
 from pe_models.cli.train import main as pe_train
 from pe_models.data.phantoms import phantom_records
 from pe_models.evaluate import collect, metrics_of, true_clot_ml
@@ -118,6 +119,23 @@ def test_bad_bundle_folder_and_missing_data_are_reported(
     one_bundle = ["--bundles", str(bundles / "segmentation"), "--out", str(tmp_path / "o")]
     assert pe_eval(one_bundle) == 2  # a bundle folder itself is accepted: only data is missing
     assert "give labelled data" in capsys.readouterr().err
+
+
+def test_phantom_seeds_take_ranges_and_single_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert phantom_seeds("5000:5003") == [5000, 5001, 5002]
+    assert phantom_seeds("5100, 5109,5120:5122") == [5100, 5109, 5120, 5121]
+    assert seeds_text([5100, 5109, 5120, 5121, 5122]) == "5100, 5109, 5120-5122"
+    out = ["--out", str(tmp_path / "o"), "--bundles", str(tmp_path)]
+    for bad, message in [
+        ("50:40", "range '50:40' in '50:40' is empty"),
+        ("5000,x", "'x' in '5000,x' is neither a seed nor a range"),
+        ("1:3,2", "names seed 2 more than once"),
+    ]:
+        with pytest.raises(SystemExit):
+            pe_eval(["--phantoms", bad, *out])
+        assert message in capsys.readouterr().err
 
 
 def test_pe_train_names_the_missing_dataset_root(
