@@ -22,7 +22,12 @@ from pe_models.io import StudyReadError
 from pe_models.io.atomic import atomic_folder
 from pe_models.resources import resources_dir
 from pe_models.train.experiment import Experiment, PhantomSets, load_experiment
-from pe_models.train.presets import available_presets, preset_experiments, train_preset
+from pe_models.train.presets import (
+    available_presets,
+    installed_and_ancestors,
+    preset_experiments,
+    train_preset,
+)
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -57,6 +62,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         metavar="NAME=BUNDLE",
         help="take experiment NAME's bundle from this folder instead of training it "
         "(go on with a preset from an earlier run); repeatable",
+    )
+    parser.add_argument(
+        "--installed-only",
+        action="store_true",
+        help="train only the experiments marked install: true and those they start from "
+        "(init_from): what ships, without the rest of the preset",
     )
     parser.add_argument(
         "--workers", type=int, default=None, help="processes preparing studies (default: CPUs)"
@@ -145,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             experiments = [load_experiment(path) for path in args.experiments]
         experiments = _with_roots(experiments, args.root)
+        if args.installed_only:
+            experiments = installed_and_ancestors(experiments)
         reuse = {
             name: Path(folder)
             for name, folder in _pairs("--reuse", "NAME=BUNDLE", args.reuse).items()

@@ -42,6 +42,26 @@ def preset_experiments(name: str) -> list[Experiment]:
     return [load_experiment(path) for path in sorted(folder.glob("*.yaml"))]
 
 
+def installed_and_ancestors(experiments: Sequence[Experiment]) -> list[Experiment]:
+    """The experiments marked ``install: true`` and those they start from, in order.
+
+    Following ``init_from`` back through the run: the shortest way to reproduce the bundles a
+    preset ships, without the experiments it trains only to show the pipeline.
+    """
+    by_name = {e.name: e for e in experiments}
+    needed: set[str] = set()
+    pending = [e.name for e in experiments if e.install]
+    while pending:
+        name = pending.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        parent = by_name[name].model.init_from
+        if parent in by_name:
+            pending.append(parent)
+    return [e for e in experiments if e.name in needed]
+
+
 def prepare_shared(experiments: Sequence[Experiment], workers: int | None) -> None:
     """Generate each study once and cache it for every input recipe the experiments use."""
     groups: dict[tuple[object, ...], tuple[Experiment, list[InputSpec]]] = {}

@@ -21,12 +21,18 @@ from pe_models.resources import resources_dir
 from pe_models.synth.phantom import generate_phantom
 from pe_models.train import presets
 from pe_models.train.experiment import (
+    Experiment,
     ExperimentError,
     load_experiment,
     parse_experiment,
     seeds_of,
 )
-from pe_models.train.presets import available_presets, preset_experiments, train_preset
+from pe_models.train.presets import (
+    available_presets,
+    installed_and_ancestors,
+    preset_experiments,
+    train_preset,
+)
 from pe_models.train.run import build_network, recorded_path, train_experiment, training_card
 from pe_models.train.samples import BalancedSlices, Patches, binary_slices
 
@@ -136,6 +142,26 @@ def test_the_demo_preset_installs_exactly_the_bundles_that_ship() -> None:
     installed = {e.name for e in preset_experiments("demo") if e.install}
     shipped = {p.name for p in (resources_dir() / "bundles").iterdir() if p.is_dir()}
     assert installed == shipped
+
+
+def test_installed_only_keeps_what_ships_and_what_it_starts_from(tmp_path: Path) -> None:
+    demo = installed_and_ancestors(preset_experiments("demo"))
+    assert [e.name for e in demo] == ["unet_base", "unet"]
+
+    def experiment(name: str, init_from: str | None, install: bool) -> Experiment:
+        raw = {**experiment_dict("segmentation", install=install), "name": name}
+        raw["model"] = {**raw["model"], "init_from": init_from}
+        return parse_experiment(raw, tmp_path / "x.yaml")
+
+    chain = [
+        experiment("root", None, False),
+        experiment("side", "root", False),
+        experiment("middle", "root", False),
+        experiment("shipped", "middle", True),
+        experiment("from_a_folder", str(tmp_path), True),
+    ]
+    kept = installed_and_ancestors(chain)
+    assert [e.name for e in kept] == ["root", "middle", "shipped", "from_a_folder"]
 
 
 def test_install_copies_only_bundles_marked_for_it(
