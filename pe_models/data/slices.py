@@ -11,11 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import operator
 import os
+import struct
+import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,6 +81,80 @@ class InputSpec:
         return unit * 2.0 - 1.0 if self.normalisation == "zero_center" else unit
 
 
+@dataclass(frozen=True)
+class StoredSlices:
+    """One (n, ...) array inside an uncompressed .npz, read one slice at a time.
+
+    Training draws a few slices per step from every study; reading each from the cache file
+    when it is drawn keeps memory flat however many studies train (the OS page cache keeps the
+    files in use), where holding every study's images took ~15 GB for 144 phantoms.
+
+    Attributes
+    ----------
+    path
+        The .npz file.
+    offset
+        Byte offset of the array's data in the file.
+    shape
+        The whole array's shape, slices first.
+    dtype
+        Its element type.
+    """
+
+    path: Path
+    offset: int
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+
+    @classmethod
+    def open(cls, path: Path, name: str) -> StoredSlices:
+        """Find array ``name`` in ``path``, written by ``np.savez`` (stored, not compressed)."""
+        with zipfile.ZipFile(path) as archive:
+            member = archive.getinfo(f"{name}.npy")
+        if member.compress_type != zipfile.ZIP_STORED:
+            raise ValueError(f"{path}: array {name!r} is compressed; slices cannot be read alone")
+        with open(path, "rb") as handle:
+            # The local header's name and extra lengths can differ from the central directory's.
+            handle.seek(member.header_offset + 26)
+            name_length, extra_length = struct.unpack("<HH", handle.read(4))
+            handle.seek(member.header_offset + 30 + name_length + extra_length)
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran_order, dtype = read_header(handle)
+            offset = handle.tell()
+        if fortran_order or not shape:
+            raise ValueError(f"{path}: array {name!r} is not stored as C-ordered slices")
+        return cls(path, offset, tuple(shape), np.dtype(dtype))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Slice ``index`` (a writable copy, read from the file)."""
+        k = operator.index(index)
+        if not 0 <= k < len(self):
+            raise IndexError(f"slice {k} out of range for {len(self)} slices in {self.path}")
+        return self._read(k, 1)[0]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """Every slice, read at once."""
+        whole = self._read(0, len(self))
+        return whole if dtype is None else whole.astype(dtype)
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        out = np.empty((count, *self.shape[1:]), self.dtype)
+        slice_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset + start * slice_bytes)
+            if handle.readinto(out.data.cast("B")) != out.nbytes:
+                raise ValueError(f"{self.path}: file ends inside the images")
+        return out
+
+
 @dataclass(frozen=True, eq=False)
 class PreparedStudy:
     """The kept slices of one study in the model-input frame.
@@ -90,7 +168,8 @@ class PreparedStudy:
     labels
         Per kept slice: a slice label (``normal``, ``other_disease``, ``pe``, ``no_pe``).
     images
-        uint8 (n, C, S, S): windows in [0, 1] scaled to 0-255.
+        uint8 (n, C, S, S): windows in [0, 1] scaled to 0-255; in memory, or read from the
+        cache file a slice at a time.
     masks
         uint8 (n, S, S) 0/1 PE masks, or None when the study has none.
     boxes
@@ -103,7 +182,7 @@ class PreparedStudy:
     study_id: str
     z: np.ndarray
     labels: tuple[str, ...]
-    images: np.ndarray
+    images: np.ndarray | StoredSlices
     masks: np.ndarray | None
     boxes: tuple[np.ndarray, ...] | None
     other_masks: np.ndarray | None = None
@@ -208,7 +287,7 @@ def save_prepared(study: PreparedStudy, path: Path) -> None:
     arrays: dict[str, np.ndarray] = {
         "z": study.z,
         "labels": np.array(study.labels),
-        "images": study.images,
+        "images": np.asarray(study.images),
         "ids": np.array([study.patient_id, study.study_id]),
     }
     if study.masks is not None:
@@ -223,8 +302,12 @@ def save_prepared(study: PreparedStudy, path: Path) -> None:
         np.savez(handle, allow_pickle=False, **arrays)
 
 
-def load_prepared(path: Path) -> PreparedStudy:
-    """Read a study written by :func:`save_prepared`."""
+def load_prepared(path: Path, *, images_in_memory: bool = True) -> PreparedStudy:
+    """Read a study written by :func:`save_prepared`.
+
+    With ``images_in_memory=False`` the images stay in the file and are read a slice at a time
+    (:class:`StoredSlices`); masks and labels are always read.
+    """
     with np.load(path) as data:
         boxes = None
         if "boxes" in data:
@@ -236,7 +319,7 @@ def load_prepared(path: Path) -> PreparedStudy:
             study_id,
             data["z"],
             tuple(str(v) for v in data["labels"]),
-            data["images"],
+            data["images"] if images_in_memory else StoredSlices.open(path, "images"),
             data.get("masks"),
             boxes,
             data.get("other_masks"),
@@ -309,10 +392,14 @@ def prepare_studies(
     Returns
     -------
     list
-        Per spec, the prepared studies in record order.
+        Per spec, the prepared studies in record order; their images are read from the cache
+        a slice at a time (:class:`StoredSlices`).
     """
     cache_studies(records, specs, normal_stride=normal_stride, workers=workers, progress=progress)
     return [
-        [load_prepared(_cache_path(record, spec, normal_stride)) for record in records]
+        [
+            load_prepared(_cache_path(record, spec, normal_stride), images_in_memory=False)
+            for record in records
+        ]
         for spec in specs
     ]

@@ -14,7 +14,14 @@ from safetensors.torch import load_file
 from pe_models.bundle import WEIGHTS_FILE, load_bundle
 from pe_models.cli import train as train_cli
 from pe_models.data.phantoms import phantom_records
-from pe_models.data.slices import InputSpec, boxes_to_input, prepare_studies, select_slices
+from pe_models.data.slices import (
+    InputSpec,
+    StoredSlices,
+    boxes_to_input,
+    load_prepared,
+    prepare_studies,
+    select_slices,
+)
 from pe_models.inference import Pipeline, model_view
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.resources import resources_dir
@@ -248,6 +255,26 @@ def test_prepared_study_matches_the_phantom_and_is_cached() -> None:
     np.testing.assert_array_equal(again.masks, first.masks)
     assert first.other_masks is not None
     assert not first.other_masks.any()  # a PE-only phantom
+
+
+def test_prepared_images_are_read_a_slice_at_a_time_from_the_cache(tmp_path: Path) -> None:
+    spec = InputSpec(tuple(RGB), size=64)
+    records = phantom_records([21], "pe", size="test")
+    (study,) = prepare_studies(records, [spec], normal_stride=3, workers=0)[0]
+    assert isinstance(study.images, StoredSlices)
+    in_memory = load_prepared(study.images.path).images
+    assert isinstance(in_memory, np.ndarray)
+    last = len(in_memory) - 1
+    for k in (0, last // 2, last):
+        np.testing.assert_array_equal(study.images[k], in_memory[k])
+    study.images[last][:] = 0  # each read is a copy: the cache is untouched
+    np.testing.assert_array_equal(study.images[last], in_memory[last])
+    with pytest.raises(IndexError, match="out of range"):
+        study.images[last + 1]
+    compressed = tmp_path / "compressed.npz"
+    np.savez_compressed(compressed, images=in_memory)
+    with pytest.raises(ValueError, match=r"compressed\.npz: array 'images' is compressed"):
+        StoredSlices.open(compressed, "images")
 
 
 def test_prepared_other_disease_masks_cover_the_lesion_slices() -> None:
