@@ -87,7 +87,7 @@ class StoredSlices:
 
     Training draws a few slices per step from every study; reading each from the cache file
     when it is drawn keeps memory flat however many studies train (the OS page cache keeps the
-    files in use), where holding every study's images took ~15 GB for 144 phantoms.
+    files in use), where holding every study's images and masks took ~15 GB for 144 phantoms.
 
     Attributes
     ----------
@@ -171,11 +171,12 @@ class PreparedStudy:
         uint8 (n, C, S, S): windows in [0, 1] scaled to 0-255; in memory, or read from the
         cache file a slice at a time.
     masks
-        uint8 (n, S, S) 0/1 PE masks, or None when the study has none.
+        uint8 (n, S, S) 0/1 PE masks (in memory or read a slice at a time), or None when the
+        study has none.
     boxes
         Per kept slice, float32 (k, 4) PE boxes x0, y0, x1, y1 in input pixels; None if unknown.
     other_masks
-        uint8 (n, S, S) 0/1 masks of other lesions (PE mimics), or None when the study has none.
+        uint8 (n, S, S) 0/1 masks of other lesions (PE mimics), like ``masks``.
     """
 
     patient_id: str
@@ -183,9 +184,9 @@ class PreparedStudy:
     z: np.ndarray
     labels: tuple[str, ...]
     images: np.ndarray | StoredSlices
-    masks: np.ndarray | None
+    masks: np.ndarray | StoredSlices | None
     boxes: tuple[np.ndarray, ...] | None
-    other_masks: np.ndarray | None = None
+    other_masks: np.ndarray | StoredSlices | None = None
 
 
 def boxes_to_input(boxes: np.ndarray, crop: CropBox, size: int) -> np.ndarray:
@@ -291,9 +292,9 @@ def save_prepared(study: PreparedStudy, path: Path) -> None:
         "ids": np.array([study.patient_id, study.study_id]),
     }
     if study.masks is not None:
-        arrays["masks"] = study.masks
+        arrays["masks"] = np.asarray(study.masks)
     if study.other_masks is not None:
-        arrays["other_masks"] = study.other_masks
+        arrays["other_masks"] = np.asarray(study.other_masks)
     if study.boxes is not None:
         arrays["box_counts"] = np.array([len(b) for b in study.boxes])
         arrays["boxes"] = np.concatenate([np.zeros((0, 4), np.float32), *study.boxes])
@@ -302,12 +303,16 @@ def save_prepared(study: PreparedStudy, path: Path) -> None:
         np.savez(handle, allow_pickle=False, **arrays)
 
 
-def load_prepared(path: Path, *, images_in_memory: bool = True) -> PreparedStudy:
+def load_prepared(path: Path, *, in_memory: bool = True) -> PreparedStudy:
     """Read a study written by :func:`save_prepared`.
 
-    With ``images_in_memory=False`` the images stay in the file and are read a slice at a time
-    (:class:`StoredSlices`); masks and labels are always read.
+    With ``in_memory=False`` images and masks stay in the file and are read a slice at a time
+    (:class:`StoredSlices`); slice indices, labels and boxes are always read.
     """
+
+    def pixels(data: Any, name: str) -> np.ndarray | StoredSlices:
+        return data[name] if in_memory else StoredSlices.open(path, name)
+
     with np.load(path) as data:
         boxes = None
         if "boxes" in data:
@@ -319,10 +324,10 @@ def load_prepared(path: Path, *, images_in_memory: bool = True) -> PreparedStudy
             study_id,
             data["z"],
             tuple(str(v) for v in data["labels"]),
-            data["images"] if images_in_memory else StoredSlices.open(path, "images"),
-            data.get("masks"),
+            pixels(data, "images"),
+            pixels(data, "masks") if "masks" in data else None,
             boxes,
-            data.get("other_masks"),
+            pixels(data, "other_masks") if "other_masks" in data else None,
         )
 
 
@@ -392,13 +397,13 @@ def prepare_studies(
     Returns
     -------
     list
-        Per spec, the prepared studies in record order; their images are read from the cache
-        a slice at a time (:class:`StoredSlices`).
+        Per spec, the prepared studies in record order; their images and masks are read from
+        the cache a slice at a time (:class:`StoredSlices`).
     """
     cache_studies(records, specs, normal_stride=normal_stride, workers=workers, progress=progress)
     return [
         [
-            load_prepared(_cache_path(record, spec, normal_stride), images_in_memory=False)
+            load_prepared(_cache_path(record, spec, normal_stride), in_memory=False)
             for record in records
         ]
         for spec in specs

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pe_models.data.records import NO_PE
-from pe_models.data.slices import InputSpec, PreparedStudy
+from pe_models.data.slices import InputSpec, PreparedStudy, StoredSlices
 
 BINARY_TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # task: (positive slice labels, negative slice labels)
@@ -192,10 +192,9 @@ def lesion_slices(studies: Sequence[PreparedStudy]) -> list[SliceRef]:
     """Slices whose PE mask (or box list) is not empty."""
     found = []
     for s, study in enumerate(studies):
+        with_mask = _slices_with_pixels(study.masks, len(study.z))
         for k in range(len(study.z)):
-            if (study.masks is not None and study.masks[k].any()) or (
-                study.boxes is not None and len(study.boxes[k])
-            ):
+            if with_mask[k] or (study.boxes is not None and len(study.boxes[k])):
                 found.append((s, k))
     return found
 
@@ -205,9 +204,15 @@ def mimic_slices(studies: Sequence[PreparedStudy]) -> list[SliceRef]:
     return [
         (s, k)
         for s, study in enumerate(studies)
-        if study.other_masks is not None
-        for k in np.flatnonzero(study.other_masks.any(axis=(1, 2))).tolist()
+        for k in np.flatnonzero(_slices_with_pixels(study.other_masks, len(study.z))).tolist()
     ]
+
+
+def _slices_with_pixels(masks: np.ndarray | StoredSlices | None, count: int) -> np.ndarray:
+    """(count,) bool: which slices of ``masks`` have a pixel set (none when there are no masks)."""
+    if masks is None:
+        return np.zeros(count, dtype=bool)
+    return np.asarray(np.asarray(masks).any(axis=(1, 2)))
 
 
 PATCH_TASKS = ("segmentation", "detection", "classification")
@@ -281,7 +286,7 @@ class Patches(_Sampled):
             return image, self._boxes(study, k, y0, x0)
         masks = self.studies[study].masks
         assert masks is not None  # checked in __init__
-        mask = torch.from_numpy(masks[k, y0 : y0 + patch, x0 : x0 + patch].copy())
+        mask = torch.from_numpy(masks[k][y0 : y0 + patch, x0 : x0 + patch].copy())
         if self.task == "classification":
             if rng.random() < 0.5:
                 image = image.flip(-1)

@@ -248,31 +248,38 @@ def test_prepared_study_matches_the_phantom_and_is_cached() -> None:
     assert first.images.shape == (len(first.z), 3, 64, 64)
     assert first.images.dtype == np.uint8
     with_mask = [k for k, z in enumerate(first.z) if z in pe_slices]
-    assert first.masks[with_mask].sum() > 0
+    assert np.asarray(first.masks)[with_mask].sum() > 0
     assert all(len(first.boxes[k]) for k in with_mask if first.masks[k].any())
     (again,) = prepare_studies(records, [spec], normal_stride=3, workers=0)[0]
     np.testing.assert_array_equal(again.images, first.images)
     np.testing.assert_array_equal(again.masks, first.masks)
     assert first.other_masks is not None
-    assert not first.other_masks.any()  # a PE-only phantom
+    assert not np.asarray(first.other_masks).any()  # a PE-only phantom
 
 
-def test_prepared_images_are_read_a_slice_at_a_time_from_the_cache(tmp_path: Path) -> None:
+def test_prepared_pixels_are_read_a_slice_at_a_time_from_the_cache(tmp_path: Path) -> None:
     spec = InputSpec(tuple(RGB), size=64)
     records = phantom_records([21], "pe", size="test")
     (study,) = prepare_studies(records, [spec], normal_stride=3, workers=0)[0]
     assert isinstance(study.images, StoredSlices)
-    in_memory = load_prepared(study.images.path).images
-    assert isinstance(in_memory, np.ndarray)
-    last = len(in_memory) - 1
-    for k in (0, last // 2, last):
-        np.testing.assert_array_equal(study.images[k], in_memory[k])
+    in_memory = load_prepared(study.images.path)
+    last = len(in_memory.z) - 1
+    for stored, held in (
+        (study.images, in_memory.images),
+        (study.masks, in_memory.masks),
+        (study.other_masks, in_memory.other_masks),
+    ):
+        assert isinstance(stored, StoredSlices)
+        assert isinstance(held, np.ndarray)
+        for k in (0, last // 2, last):
+            np.testing.assert_array_equal(stored[k], held[k])
+    assert np.asarray(study.masks).any()
     study.images[last][:] = 0  # each read is a copy: the cache is untouched
-    np.testing.assert_array_equal(study.images[last], in_memory[last])
+    np.testing.assert_array_equal(study.images[last], in_memory.images[last])
     with pytest.raises(IndexError, match="out of range"):
         study.images[last + 1]
     compressed = tmp_path / "compressed.npz"
-    np.savez_compressed(compressed, images=in_memory)
+    np.savez_compressed(compressed, images=in_memory.images)
     with pytest.raises(ValueError, match=r"compressed\.npz: array 'images' is compressed"):
         StoredSlices.open(compressed, "images")
 
@@ -283,7 +290,7 @@ def test_prepared_other_disease_masks_cover_the_lesion_slices() -> None:
     (study,) = prepare_studies(records, [spec], workers=0)[0]
     assert study.study_id == "phantom-00031-other"
     assert study.other_masks is not None
-    with_lesion = study.other_masks.any(axis=(1, 2))
+    with_lesion = np.asarray(study.other_masks).any(axis=(1, 2))
     labelled = np.array(study.labels) == "other_disease"
     assert with_lesion.sum() > 0
     assert not (with_lesion & ~labelled).any()  # no lesion pixel on a slice labelled without one
@@ -366,7 +373,7 @@ def test_mimic_patches_are_centred_on_other_disease(prepared: list) -> None:
     # Each study shows its other-disease mask as its image, so a patch "sees" the lesion
     # exactly when its image is not blank.
     shown = [
-        replace(s, images=np.repeat(s.other_masks[:, None] * np.uint8(255), 3, axis=1))
+        replace(s, images=np.repeat(np.asarray(s.other_masks)[:, None] * np.uint8(255), 3, axis=1))
         for s in prepared
     ]
     options = {"length": 40, "patch": 16, "positive_fraction": 0.0}
