@@ -144,6 +144,7 @@ def collect(
     *,
     negative_stride: int = 10,
     small_clots_ml: float | None = None,
+    masks_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Collected:
     """Run the pipeline on every study and gather outputs with their truths.
@@ -152,7 +153,9 @@ def collect(
     U-Net-only pipeline scores slices by its masks); other pixel tasks run on the slices of
     :func:`pixel_slices`. With ``small_clots_ml`` only studies with PE whose true clot totals
     less than that many mL are evaluated (the hard cases for a study rule such as
-    ``min_clot_ml``); the others are listed in ``skipped``.
+    ``min_clot_ml``); the others are listed in ``skipped``. With ``masks_dir`` each study's
+    U-Net mask is written there beside its truth (:func:`write_mask_comparison`): of every
+    slice when the U-Net scores the slices, else of the slices of :func:`pixel_slices`.
     """
     score_source = pipeline.slice_score_source()
     every_slice = [t for t in pipeline.tasks if t not in PIXEL_TASKS or t == score_source]
@@ -168,8 +171,10 @@ def collect(
             out.skipped.append(record.study_id)
             continue
         labels = study.slice_labels
+        runs: list[StudyResult] = []
         if every_slice:
             result = pipeline.run(volume, tasks=every_slice)
+            runs.append(result)
             out.studies.append(labelled_summary(record.study_id, study, result))
             out.patient_pe[record.patient_id] = int("pe" in labels)
             out.patient_decision[record.patient_id] = float(result.triage == "pe")
@@ -184,10 +189,45 @@ def collect(
         if sampled:
             chosen = pixel_slices(labels, negative_stride)
             pixels = pipeline.run(volume, slices=chosen, tasks=sampled)
+            runs.append(pixels)
             _collect_pixels(out, study, pixels.slices, detection="detection" in sampled)
+        if masks_dir is not None:
+            with_masks = [run for run in runs if any(r.mask is not None for r in run.slices)]
+            if with_masks:
+                target = masks_dir / f"{record.file_stem}.nii.gz"
+                write_mask_comparison(study, with_masks[0], target)
         if progress:
             progress(record.study_id)
     return out
+
+
+PREDICTED_ONLY, TRUE_ONLY, BOTH = 1, 2, 3
+"""Labels of a mask comparison: predicted, missed, and found clot voxels."""
+
+
+def write_mask_comparison(study: LabelledStudy, result: StudyResult, path: Path) -> Path:
+    """Write the predicted and true PE masks of a study as one label image.
+
+    Voxels are :data:`PREDICTED_ONLY` (1, a false clot voxel), :data:`TRUE_ONLY` (2, missed)
+    or :data:`BOTH` (3, found), 0 elsewhere, in the study's geometry (.nii.gz opens in the
+    viewer, ITK-SNAP or 3D Slicer over the study): failures to inspect, and the masks to try a
+    study rule on without running the models again.
+
+    Slices of ``result`` without a mask (the U-Net did not run there) hold only the truth.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    labels = np.zeros(study.volume.shape, dtype=np.uint8)
+    for r in result.slices:
+        if r.mask is not None:
+            labels[r.index] = (r.mask > 0) * PREDICTED_ONLY
+    if study.pe_mask is not None:
+        labels |= (study.pe_mask > 0).astype(np.uint8) * TRUE_ONLY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return io.write_image(labels, study.volume, path)
 
 
 def _collect_pixels(
@@ -332,6 +372,7 @@ def run_evaluation(
     real: Path | None = None,
     negative_stride: int = 10,
     small_clots_ml: float | None = None,
+    save_masks: bool = False,
     update_cards: bool = False,
     command: str = "",
 ) -> dict[str, Any]:
@@ -351,6 +392,9 @@ def run_evaluation(
         A folder of unlabelled real CT: what the models say of each series is listed.
     small_clots_ml
         Evaluate only studies with PE whose true clot totals less than this (mL).
+    save_masks
+        Write each study's predicted and true PE masks to ``out/masks/STUDY.nii.gz``
+        (:func:`write_mask_comparison`).
     update_cards
         Write the metrics into each bundle's card.
 
@@ -372,6 +416,7 @@ def run_evaluation(
             records,
             negative_stride=negative_stride,
             small_clots_ml=small_clots_ml,
+            masks_dir=out / "masks" if save_masks else None,
             progress=lambda name: log.info("evaluated %s", name),
         )
         found, curves = metrics_of(collected, pipeline)

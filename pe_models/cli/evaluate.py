@@ -66,6 +66,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         help="segmentation/detection also run on every n-th slice without PE (default 10)",
     )
     parser.add_argument(
+        "--save-masks",
+        action="store_true",
+        help="write each study's U-Net and true PE masks to OUT/masks/STUDY.nii.gz "
+        "(1 predicted only, 2 missed, 3 found)",
+    )
+    parser.add_argument(
         "--update-cards", action="store_true", help="write the metrics into each bundle's card"
     )
     return parser.parse_args(argv)
@@ -168,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         real=args.real,
         negative_stride=args.negative_stride,
         small_clots_ml=args.small_clots,
+        save_masks=args.save_masks,
         update_cards=args.update_cards,
         command=command,
     )

@@ -106,6 +106,11 @@ class StudyRecord:
         """Read the study (pixels, labels, masks)."""
         return self.loader()
 
+    @property
+    def file_stem(self) -> str:
+        """The study id with every character a file name may not hold replaced by ``_``."""
+        return "".join(c if c.isalnum() or c in "-_." else "_" for c in self.study_id)
+
 
 def split_by_patient(
     records: Sequence[StudyRecord],

@@ -278,8 +278,7 @@ def prepared_cache_dir() -> Path:
 
 
 def _cache_path(record: StudyRecord, spec: InputSpec, normal_stride: int) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in record.study_id)
-    name = f"{safe}-{spec.key()}-s{normal_stride}.npz"
+    name = f"{record.file_stem}-{spec.key()}-s{normal_stride}.npz"
     return prepared_cache_dir() / record.dataset / name
 
 

@@ -6,15 +6,18 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from pe_models.bundle import load_bundle
 from pe_models.cli.evaluate import main as pe_eval
 from pe_models.cli.evaluate import phantom_seeds, seeds_text
 from pe_models.cli.train import main as pe_train
 from pe_models.data.phantoms import phantom_records
-from pe_models.evaluate import collect, metrics_of, true_clot_ml
+from pe_models.evaluate import BOTH, PREDICTED_ONLY, TRUE_ONLY, collect, metrics_of, true_clot_ml
 from pe_models.inference import Pipeline
+from pe_models.synth.phantom import generate_phantom
 from tests.model_bundles import make_bundles, make_oracle_bundles
 
 
@@ -35,6 +38,7 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
             [
                 "--bundles", str(bundles), "--phantoms", "60:63", "--size", "test",
                 "--kind", "pe", "--out", str(out), "--update-cards", "--negative-stride", "6",
+                "--save-masks",
             ]
         )
         == 0
@@ -54,6 +58,9 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
     assert slice_pe["n"] == sum(study["slices"] for study in report["studies"])
     assert 0 < slice_pe["n_positive"] < slice_pe["n"]
     assert report["tasks"]["patient_pe_any_slice"]["metrics"]["n"] == 3
+    assert sorted(p.name for p in (out / "masks").iterdir()) == [
+        f"phantom-000{seed}-pe.nii.gz" for seed in (60, 61, 62)
+    ]
     assert report["tasks"]["segmentation_pe_slices"]["metrics"]["iou_micro"] is not None
     summary = (out / "summary.md").read_text()
     assert "seeds 60-62" in summary
@@ -63,6 +70,23 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
         card = load_bundle(folder).card
         assert card.count("## Held-out evaluation") == 1
         assert "seeds 60-62" in card
+
+
+def test_saved_masks_hold_the_unet_mask_beside_the_truth(bundles: Path, tmp_path: Path) -> None:
+    pipeline = Pipeline.from_bundles([bundles / "segmentation"])
+    (record,) = phantom_records([60], "pe", size="test")
+    (study,) = collect(pipeline, [record], masks_dir=tmp_path / "masks").studies
+    saved = sitk.ReadImage(str(tmp_path / "masks" / "phantom-00060-pe.nii.gz"))
+    labels = sitk.GetArrayFromImage(saved)
+    phantom = generate_phantom(60, "pe", "test")
+    assert labels.shape == phantom.volume.shape
+    assert set(np.unique(labels).tolist()) <= {0, PREDICTED_ONLY, TRUE_ONLY, BOTH}
+    np.testing.assert_array_equal(labels >= TRUE_ONLY, phantom.pe_mask > 0)
+    predicted = np.isin(labels, [PREDICTED_ONLY, BOTH])
+    assert predicted.any()
+    voxel_ml = phantom.volume.voxel_ml
+    assert abs(predicted.sum() * voxel_ml - study["clot_volume_ml"]) <= 0.005
+    np.testing.assert_allclose(saved.GetSpacing(), phantom.volume.spacing[::-1])
 
 
 def test_a_unet_alone_is_scored_by_what_the_app_shows(bundles: Path) -> None:
