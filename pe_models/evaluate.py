@@ -209,9 +209,9 @@ def write_mask_comparison(study: LabelledStudy, result: StudyResult, path: Path)
     """Write the predicted and true PE masks of a study as one label image.
 
     Voxels are :data:`PREDICTED_ONLY` (1, a false clot voxel), :data:`TRUE_ONLY` (2, missed)
-    or :data:`BOTH` (3, found), 0 elsewhere, in the study's geometry (.nii.gz opens in the
-    viewer, ITK-SNAP or 3D Slicer over the study): failures to inspect, and the masks to try a
-    study rule on without running the models again.
+    or :data:`BOTH` (3, found), 0 elsewhere, in the study's geometry (a .nii.gz label map
+    opens over the study in ITK-SNAP or 3D Slicer): failures to inspect, and the masks to try
+    a study rule on without running the models again.
 
     Slices of ``result`` without a mask (the U-Net did not run there) hold only the truth.
 

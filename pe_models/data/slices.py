@@ -151,7 +151,7 @@ class StoredSlices:
         with open(self.path, "rb") as handle:
             handle.seek(self.offset + start * slice_bytes)
             if handle.readinto(out.data.cast("B")) != out.nbytes:
-                raise ValueError(f"{self.path}: file ends inside the images")
+                raise ValueError(f"{self.path}: file ends before slice {start + count - 1}")
         return out
 
 
