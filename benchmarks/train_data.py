@@ -6,7 +6,7 @@ what ``pe-train`` does: images and masks are read from the prepared-study cache 
 time (:class:`pe_models.data.slices.StoredSlices`); "memory" holds every study in RAM first.
 Goal: step-time ratio <= 1.05, for memory that no longer grows with the number of studies.
 
-    .venv/bin/python benchmarks/train_data.py [--studies 3] [--steps 8]
+    .venv/bin/python benchmarks/train_data.py [--studies 3] [--steps 20]
 """
 
 from __future__ import annotations

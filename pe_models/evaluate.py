@@ -192,10 +192,9 @@ def collect(
             runs.append(pixels)
             _collect_pixels(out, study, pixels.slices, detection="detection" in sampled)
         if masks_dir is not None:
-            with_masks = [run for run in runs if any(r.mask is not None for r in run.slices)]
-            if with_masks:
-                target = masks_dir / f"{record.file_stem}.nii.gz"
-                write_mask_comparison(study, with_masks[0], target)
+            with_masks = (run for run in runs if any(r.mask is not None for r in run.slices))
+            if (masked := next(with_masks, None)) is not None:
+                write_mask_comparison(study, masked, masks_dir / f"{record.file_stem}.nii.gz")
         if progress:
             progress(record.study_id)
     return out

@@ -303,8 +303,9 @@ class Patches(_Sampled):
 
     def _lesion_point(self, study: int, k: int, rng: np.random.Generator) -> tuple[int, int]:
         prepared = self.studies[study]
-        if prepared.masks is not None and prepared.masks[k].any():
-            return _random_pixel(prepared.masks[k], rng)
+        mask = None if prepared.masks is None else prepared.masks[k]  # one read from the cache
+        if mask is not None and mask.any():
+            return _random_pixel(mask, rng)
         assert prepared.boxes is not None
         box = prepared.boxes[k][int(rng.integers(len(prepared.boxes[k])))]
         return int((box[1] + box[3]) / 2), int((box[0] + box[2]) / 2)
