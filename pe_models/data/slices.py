@@ -141,7 +141,9 @@ class StoredSlices:
         return self._read(k, 1)[0]
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        """Every slice, read at once."""
+        """Every slice, read at once: always a new array, so ``copy=False`` is refused."""
+        if copy is False:
+            raise ValueError(f"{self.path}: slices stored on disk cannot be viewed without a copy")
         whole = self._read(0, len(self))
         return whole if dtype is None else whole.astype(dtype)
 

@@ -278,6 +278,8 @@ def test_prepared_pixels_are_read_a_slice_at_a_time_from_the_cache(tmp_path: Pat
     np.testing.assert_array_equal(study.images[last], in_memory.images[last])
     with pytest.raises(IndexError, match="out of range"):
         study.images[last + 1]
+    with pytest.raises(ValueError, match="without a copy"):
+        np.asarray(study.images, copy=False)
     compressed = tmp_path / "compressed.npz"
     np.savez_compressed(compressed, images=in_memory.images)
     with pytest.raises(ValueError, match=r"compressed\.npz: array 'images' is compressed"):
