@@ -462,9 +462,17 @@ class Pipeline:
 def _masks_to_original(
     logits: torch.Tensor, crops: Sequence[CropBox], original_hw: tuple[int, int]
 ) -> list[np.ndarray | None]:
-    """Binary (y, x) masks in original pixels from (B, 1, S, S) mask logits."""
-    binary = (torch.sigmoid(logits[:, 0].float()) >= 0.5).to(torch.uint8).cpu().numpy()
-    return [crop.mask_to_original(m, original_hw) for crop, m in zip(crops, binary, strict=True)]
+    """Binary (y, x) masks in original pixels from (B, 1, S, S) mask logits.
+
+    The probabilities are resized (bilinear) before the 0.5 threshold, as nnU-Net resamples
+    softmax maps rather than labels: the outline falls between model pixels instead of
+    following their blocks, a crop being up to ~1.4 original pixels per model pixel.
+    """
+    probabilities = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
+    return [
+        (crop.mask_to_original(p, original_hw, order=1) >= 0.5).astype(np.uint8)
+        for crop, p in zip(crops, probabilities, strict=True)
+    ]
 
 
 def _boxes_to_original(

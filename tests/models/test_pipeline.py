@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pe_models.bundle import BundleConfig, load_bundle, save_bundle
 from pe_models.clots import clot_components, components_on_truth
@@ -13,10 +14,11 @@ from pe_models.inference import (
     InferenceCancelled,
     Pipeline,
     SliceResult,
+    _masks_to_original,
     model_view,
 )
 from pe_models.nets import build
-from pe_models.preprocess.lung_crop import lung_air_mask
+from pe_models.preprocess.lung_crop import CropBox, lung_air_mask
 from pe_models.study_checks import contrast_check
 from pe_models.synth.phantom import Phantom, generate_phantom
 from pe_models.volume import Volume
@@ -307,3 +309,22 @@ def test_components_on_truth_give_the_share_of_each_piece_on_the_clot() -> None:
     assert volumes_ml.tolist() == pytest.approx(expected.tolist())
     assert on_truth.tolist() == pytest.approx([0.5, 0.0])  # labelled in raster order
     assert components_on_truth(volume, [], [], truth)[0].size == 0
+
+
+def test_a_mask_comes_back_with_its_outline_between_model_pixels() -> None:
+    # A disc predicted at a quarter of the original resolution; its logits are the signed
+    # distance to the edge in model pixels, as a smooth network output would be.
+    crop = CropBox(y0=40, y1=240, x0=60, x1=260)  # 200 × 200 original px, model input 50²
+    centre, radius = 24.7, 9.3  # model pixels
+    rows, columns = np.mgrid[:50, :50]
+    distance = np.hypot(rows - centre, columns - centre)
+    logits = torch.from_numpy(radius - distance).float()[None, None]
+
+    mask = _masks_to_original(logits, [crop], (300, 300))[0].astype(bool)
+
+    # A model pixel's centre c lies at (c + 0.5) * 4 - 0.5 original pixels from the crop's edge.
+    rows, columns = np.mgrid[:300, :300]
+    centre_y, centre_x = 40 + (centre + 0.5) * 4 - 0.5, 60 + (centre + 0.5) * 4 - 0.5
+    distance = np.hypot(rows - centre_y, columns - centre_x)
+    away_from_edge = np.abs(distance - radius * 4) > 1
+    assert np.array_equal(mask[away_from_edge], (distance <= radius * 4)[away_from_edge])
