@@ -466,7 +466,7 @@ def _masks_to_original(
 
     The probabilities are resized (bilinear) before the 0.5 threshold, as nnU-Net resamples
     softmax maps rather than labels: the outline falls between model pixels instead of
-    following their blocks, a crop being up to ~1.4 original pixels per model pixel.
+    following their blocks (a 512 px wide crop in a 384 px input: 1.33 original pixels each).
     """
     probabilities = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
     return [
