@@ -145,7 +145,7 @@ class StoredSlices:
         if copy is False:
             raise ValueError(f"{self.path}: slices stored on disk cannot be viewed without a copy")
         whole = self._read(0, len(self))
-        return whole if dtype is None else whole.astype(dtype)
+        return whole if dtype is None else whole.astype(dtype, copy=False)
 
     def _read(self, start: int, count: int) -> np.ndarray:
         out = np.empty((count, *self.shape[1:]), self.dtype)
