@@ -28,6 +28,8 @@ from pe_models.bundle import TASKS
 from pe_models.data.slices import InputSpec
 
 SOURCES = ("phantoms", "folder", "rsna", "fumpe")
+MASK_TASKS = ("segmentation", "integrated")
+"""Tasks whose loss includes a PE mask."""
 
 
 class ExperimentError(ValueError):
@@ -114,6 +116,10 @@ class TrainSpec:
     mimic_fraction
         Patch training: share of the patches not centred on PE that are centred on an
         other-disease lesion instead (hard negatives; needs other-disease masks).
+    piece_weight_px
+        Segmentation: in the BCE, every 2D clot piece of the target weighs at least as much
+        as one of this many pixels (model input); None: plain BCE. The U-Net otherwise misses
+        most clot pieces under ~100 px.
     matched_fraction
         Slice tasks: share of negatives taken from the same study next to a positive slice,
         so that the level of the slice gives nothing away.
@@ -138,6 +144,7 @@ class TrainSpec:
     weight_decay: float = 1e-4
     positive_fraction: float = 0.5
     mimic_fraction: float = 0.0
+    piece_weight_px: int | None = None
     matched_fraction: float = 0.0
     patch: int | None = None
     val_every: int = 250
@@ -281,6 +288,8 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
     )
     if experiment.train.mimic_fraction and not experiment.trains_on_patches:
         raise ExperimentError(f"{source}: train.mimic_fraction is for training on patches only")
+    if experiment.train.piece_weight_px is not None and experiment.task not in MASK_TASKS:
+        raise ExperimentError(f"{source}: train.piece_weight_px is for tasks with PE masks")
     return experiment
 
 

@@ -12,6 +12,8 @@ from torch import nn
 from torchmetrics.classification import BinaryAUROC, BinaryJaccardIndex
 from torchmetrics.detection import MeanAveragePrecision
 
+from pe_models.train.losses import mask_loss
+
 VALIDATION_SCORE = {
     "classification": "val_auc",
     "triage_stage1": "val_auc",
@@ -50,6 +52,9 @@ class TaskModule(L.LightningModule):
         Schedule.
     train_size, val_size
         Detection only: input side of training patches and of validation images.
+    piece_weight_px
+        Segmentation only: weigh each small clot piece in the BCE like one of this many
+        pixels (:func:`pe_models.train.losses.piece_weights`); None: plain BCE.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class TaskModule(L.LightningModule):
         weight_decay: float,
         train_size: int | None = None,
         val_size: int | None = None,
+        piece_weight_px: int | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -71,6 +77,7 @@ class TaskModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.train_size = train_size
         self.val_size = val_size
+        self.piece_weight_px = piece_weight_px
         self.dice = smp.losses.DiceLoss("binary", from_logits=True)
         self.auroc = BinaryAUROC()
         self.ap = MeanAveragePrecision(iou_thresholds=[0.5], box_format="xyxy")
@@ -111,9 +118,7 @@ class TaskModule(L.LightningModule):
         return loss
 
     def _mask_loss(self, logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-        """BCE + Dice of (B, 1, H, W) logits against (B, H, W) 0/1 truth."""
-        target = truth.float()[:, None]
-        return bce(logits, target) + self.dice(logits, target)
+        return mask_loss(logits, truth, self.dice, piece_weight_px=self.piece_weight_px)
 
     def on_validation_epoch_start(self) -> None:
         """Reset the accumulators of the validation score."""

@@ -253,6 +253,7 @@ def train_experiment(
         weight_decay=settings.weight_decay,
         train_size=settings.patch,
         val_size=experiment.input.size,
+        piece_weight_px=settings.piece_weight_px,
     )
     score_name = VALIDATION_SCORE[experiment.task]
     checkpoint = ModelCheckpoint(

@@ -116,6 +116,10 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     raw["train"] = {"steps": 3, "mimic_fraction": 0.5}  # whole slices: no patch to centre
     with pytest.raises(ExperimentError, match="mimic_fraction is for training on patches"):
         parse_experiment(raw, path)
+    raw = experiment_dict("classification")
+    raw["train"] = {"steps": 3, "piece_weight_px": 100}  # no mask to weigh
+    with pytest.raises(ExperimentError, match="piece_weight_px is for tasks with PE masks"):
+        parse_experiment(raw, path)
     raw = experiment_dict("segmentation")
     raw["input"]["context_mm"] = 2.5  # two more channels, but the net still takes three
     raw["model"]["kwargs"]["in_chans"] = 3
