@@ -27,6 +27,7 @@ from pe_models.inference import Pipeline, SliceResult, StudyResult
 from pe_models.metrics import (
     binary_classification,
     binary_curves,
+    clot_pieces_by_size,
     detection_metrics,
     multiclass_confusion,
     patient_level,
@@ -64,6 +65,8 @@ class Collected:
     triage: list[list[float]] = field(default_factory=list)
     pred_masks: list[np.ndarray] = field(default_factory=list)
     true_masks: list[np.ndarray] = field(default_factory=list)
+    mask_pixel_mm2: list[float] = field(default_factory=list)
+    mask_views: list[tuple[int, int, int, int]] = field(default_factory=list)
     pred_boxes: list[np.ndarray] = field(default_factory=list)
     true_boxes: list[np.ndarray] = field(default_factory=list)
     studies: list[dict[str, Any]] = field(default_factory=list)
@@ -238,6 +241,8 @@ def _collect_pixels(
         if r.mask is not None and study.pe_mask is not None and labels[r.index] == "pe":
             out.pred_masks.append(r.mask)
             out.true_masks.append(study.pe_mask[r.index])
+            out.mask_pixel_mm2.append(float(np.prod(study.volume.spacing[1:])))
+            out.mask_views.append((r.crop.y0, r.crop.y1, r.crop.x0, r.crop.x1))
         if detection and study.boxes is not None:
             out.pred_boxes.append(r.boxes)
             out.true_boxes.append(np.asarray(study.boxes[r.index], float).reshape(-1, 4))
@@ -284,6 +289,19 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
         tasks["segmentation_pe_slices"] = {
             "metrics": segmentation_overlap(collected.pred_masks, collected.true_masks),
             "note": "U-Net masks in original pixels on slices with PE",
+        }
+        tasks["segmentation_clot_pieces"] = {
+            "metrics": clot_pieces_by_size(
+                collected.pred_masks,
+                collected.true_masks,
+                collected.mask_pixel_mm2,
+                collected.mask_views,
+            ),
+            "note": (
+                "true clot pieces (2D, 8-connected) on slices with PE, found when a predicted "
+                "pixel lies on them, by in-plane size; pieces mostly outside the crop the "
+                "U-Net saw are counted apart"
+            ),
         }
     if collected.true_boxes:
         tasks["detection"] = {

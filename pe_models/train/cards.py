@@ -13,7 +13,7 @@ HELD_OUT_HEADING = "## Held-out evaluation"
 
 REPORT_TASKS_OF_BUNDLE: dict[str, tuple[str, ...]] = {
     "classification": ("slice_pe", "patient_pe_any_slice", "patient_pe_decision"),
-    "segmentation": ("segmentation_pe_slices",),
+    "segmentation": ("segmentation_pe_slices", "segmentation_clot_pieces"),
     "detection": ("detection",),
     "triage_stage1": ("triage_stage1", "triage_three_class"),
     "triage_stage2": ("triage_stage2", "triage_three_class"),
@@ -43,6 +43,9 @@ CARD_METRICS = (
     "n_positive",
     "n_slices",
     "n_true_boxes",
+    "piece_recall",
+    "pieces",
+    "pieces_out_of_view",
 )
 """Scalar metrics copied into cards, when a task reports them."""
 
@@ -71,11 +74,18 @@ def held_out_section(
         shown = {k: metrics[k] for k in CARD_METRICS if metrics.get(k) is not None}
         if bundle_task.startswith("triage") and "sensitivity" in metrics and name.endswith("class"):
             shown["per-class sensitivity"] = metrics["sensitivity"]
-        values = ", ".join(
-            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()
-        )
+        values = ", ".join(f"{k} {_value_text(v)}" for k, v in shown.items())
         lines.append(f"- **{name}** ({tasks[name].get('note', '')}): {values}")
     return "\n".join(lines) + "\n"
+
+
+def _value_text(value: Any) -> str:
+    """A metric as card text; a per-class mapping as ``(class value; ...)``."""
+    if isinstance(value, Mapping):
+        return "(" + "; ".join(f"{k} {_value_text(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "–" if value is None else str(value)
 
 
 def update_cards(

@@ -52,6 +52,7 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
         "triage_stage2",
         "triage_three_class",
         "segmentation_pe_slices",
+        "segmentation_clot_pieces",
         "detection",
     } <= set(report["tasks"])
     slice_pe = report["tasks"]["slice_pe"]["metrics"]
@@ -102,6 +103,9 @@ def test_a_unet_alone_is_scored_by_what_the_app_shows(bundles: Path) -> None:
         assert 0 <= study["largest_clot_ml"] <= study["clot_volume_ml"] + 0.005
     # its masks are scored on every PE slice, from the same pass
     assert tasks["segmentation_pe_slices"]["metrics"]["n_slices"] == collected.labels.count("pe")
+    pieces = tasks["segmentation_clot_pieces"]["metrics"]
+    assert sum(pieces["pieces"].values()) + pieces["pieces_out_of_view"] > 0
+    assert sum(pieces["found"].values()) <= sum(pieces["pieces"].values())
 
 
 def test_study_rows_say_how_much_of_the_clot_the_unet_found(tmp_path: Path) -> None:

@@ -141,11 +141,16 @@ def test_the_slice_scorer_card_gets_the_slice_and_patient_results() -> None:
         "slice_pe": {"metrics": {"roc_auc": 0.87}, "note": "U-Net"},
         "patient_pe_decision": {"metrics": {"specificity_text": "0% (0/9)"}, "note": ""},
         "segmentation_pe_slices": {"metrics": {"iou_micro": 0.73}, "note": ""},
+        "segmentation_clot_pieces": {
+            "metrics": {"piece_recall": {"0-5 mm²": 0.0, "> 150 mm²": None}},
+            "note": "",
+        },
     }
     as_scorer = held_out_section("segmentation", tasks, "phantoms", "pe-eval", "segmentation")
     assert "roc_auc 0.8700" in as_scorer
     assert "specificity_text 0% (0/9)" in as_scorer
     assert "iou_micro 0.7300" in as_scorer
+    assert "piece_recall (0-5 mm² 0.0000; > 150 mm² –)" in as_scorer
     beside_a_classifier = held_out_section(
         "segmentation", tasks, "phantoms", "pe-eval", "classification"
     )
