@@ -118,8 +118,8 @@ class TrainSpec:
         other-disease lesion instead (hard negatives; needs other-disease masks).
     piece_weight_px
         Segmentation: in the BCE, every 2D clot piece of the target weighs at least as much
-        as one of this many pixels (model input); None: plain BCE. The U-Net otherwise misses
-        most clot pieces under ~100 px.
+        as one of this many pixels (model input); None: plain BCE. For clot masks with many
+        small pieces; on the demo U-Net it found no more of them (docs/training_notes.md).
     matched_fraction
         Slice tasks: share of negatives taken from the same study next to a positive slice,
         so that the level of the slice gives nothing away.
@@ -288,8 +288,11 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
     )
     if experiment.train.mimic_fraction and not experiment.trains_on_patches:
         raise ExperimentError(f"{source}: train.mimic_fraction is for training on patches only")
-    if experiment.train.piece_weight_px is not None and experiment.task not in MASK_TASKS:
-        raise ExperimentError(f"{source}: train.piece_weight_px is for tasks with PE masks")
+    if (weight_px := experiment.train.piece_weight_px) is not None:
+        if experiment.task not in MASK_TASKS:
+            raise ExperimentError(f"{source}: train.piece_weight_px is for tasks with PE masks")
+        if not isinstance(weight_px, int) or weight_px < 1:
+            raise ExperimentError(f"{source}: train.piece_weight_px must be a whole number ≥ 1")
     return experiment
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the universal spelling
 from scipy import ndimage
 
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+from pe_models.metrics.pieces import EIGHT_NEIGHBOURS
 
 
 def piece_weights(truth: torch.Tensor, reference_px: int) -> torch.Tensor:
@@ -33,7 +33,7 @@ def piece_weights(truth: torch.Tensor, reference_px: int) -> torch.Tensor:
     masks = truth.detach().cpu().numpy() > 0
     weights = np.ones(masks.shape, dtype=np.float32)
     for weight, mask in zip(weights, masks, strict=True):
-        labels, count = ndimage.label(mask, structure=EIGHT_CONNECTED)
+        labels, count = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)
         if count:
             sizes = np.bincount(labels.ravel())[1:]
             per_piece = np.maximum(1.0, reference_px / sizes).astype(np.float32)

@@ -121,6 +121,10 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     with pytest.raises(ExperimentError, match="piece_weight_px is for tasks with PE masks"):
         parse_experiment(raw, path)
     raw = experiment_dict("segmentation")
+    raw["train"] = {"steps": 3, "piece_weight_px": 0.5}
+    with pytest.raises(ExperimentError, match="piece_weight_px must be a whole number"):
+        parse_experiment(raw, path)
+    raw = experiment_dict("segmentation")
     raw["input"]["context_mm"] = 2.5  # two more channels, but the net still takes three
     raw["model"]["kwargs"]["in_chans"] = 3
     with pytest.raises(ExperimentError, match="in_chans is 3 but the input has 5 channels"):
