@@ -33,6 +33,7 @@ from pe_models.metrics import (
     patient_level,
     rsna_weighted_log_loss,
     segmentation_overlap,
+    study_overlap,
 )
 from pe_models.report import write_report
 from pe_models.train.cards import update_cards as write_cards
@@ -67,6 +68,8 @@ class Collected:
     true_masks: list[np.ndarray] = field(default_factory=list)
     mask_pixel_mm2: list[float] = field(default_factory=list)
     mask_views: list[tuple[int, int, int, int]] = field(default_factory=list)
+    study_voxels: list[tuple[int, int, int]] = field(default_factory=list)
+    """Per study with PE, U-Net (tp, fp, fn) voxels over every slice it ran on."""
     pred_boxes: list[np.ndarray] = field(default_factory=list)
     true_boxes: list[np.ndarray] = field(default_factory=list)
     studies: list[dict[str, Any]] = field(default_factory=list)
@@ -235,8 +238,16 @@ def write_mask_comparison(study: LabelledStudy, result: StudyResult, path: Path)
 def _collect_pixels(
     out: Collected, study: LabelledStudy, results: Sequence[SliceResult], *, detection: bool
 ) -> None:
-    """Masks of PE slices and, with ``detection``, boxes of every slice, with their truths."""
+    """Masks of PE slices and, with ``detection``, boxes of every slice, with their truths.
+
+    In a study with PE, the voxels of the U-Net's mask on every slice it ran on are counted too
+    (``Collected.study_voxels``).
+    """
     labels = study.slice_labels or ()
+    if study.pe_mask is not None and study.pe_mask.any():
+        masked = [r for r in results if r.mask is not None]
+        if masked:
+            out.study_voxels.append(_voxel_counts(study.pe_mask, masked))
     for r in results:
         if r.mask is not None and study.pe_mask is not None and labels[r.index] == "pe":
             out.pred_masks.append(r.mask)
@@ -246,6 +257,19 @@ def _collect_pixels(
         if detection and study.boxes is not None:
             out.pred_boxes.append(r.boxes)
             out.true_boxes.append(np.asarray(study.boxes[r.index], float).reshape(-1, 4))
+
+
+def _voxel_counts(truth: np.ndarray, results: Sequence[SliceResult]) -> tuple[int, int, int]:
+    """(tp, fp, fn) voxels of the slices' masks against the (z, y, x) true mask."""
+    tp = fp = fn = 0
+    for r in results:
+        pred = np.asarray(r.mask) != 0
+        true = truth[r.index] != 0
+        hits = int(np.count_nonzero(pred & true))
+        tp += hits
+        fp += int(np.count_nonzero(pred)) - hits
+        fn += int(np.count_nonzero(true)) - hits
+    return tp, fp, fn
 
 
 def _binary_task(
@@ -289,6 +313,13 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
         tasks["segmentation_pe_slices"] = {
             "metrics": segmentation_overlap(collected.pred_masks, collected.true_masks),
             "note": "U-Net masks in original pixels on slices with PE",
+        }
+        tasks["segmentation_pe_studies"] = {
+            "metrics": study_overlap(collected.study_voxels),
+            "note": (
+                "U-Net masks in 3D over every slice it ran on in studies with PE: false "
+                "pixels on slices without clot count, as they do not on PE slices alone"
+            ),
         }
         tasks["segmentation_clot_pieces"] = {
             "metrics": clot_pieces_by_size(

@@ -26,7 +26,7 @@ from pe_models.metrics.classification import (
     pr_curve_points,
     roc_curve_points,
 )
-from pe_models.metrics.overlap import detection_metrics, segmentation_overlap
+from pe_models.metrics.overlap import detection_metrics, segmentation_overlap, study_overlap
 from pe_models.metrics.pieces import clot_pieces_by_size
 from pe_models.metrics.rsna import RSNA_EXAM_WEIGHTS, RSNA_IMAGE_WEIGHT, rsna_weighted_log_loss
 
@@ -44,4 +44,5 @@ __all__ = [
     "roc_curve_points",
     "rsna_weighted_log_loss",
     "segmentation_overlap",
+    "study_overlap",
 ]

@@ -100,6 +100,45 @@ def segmentation_overlap(
     return result
 
 
+def study_overlap(counts: Sequence[tuple[int, int, int]]) -> dict[str, Any]:
+    """IoU and Dice of 3-D masks, from each study's voxel counts.
+
+    Unlike :func:`segmentation_overlap` on PE slices, false positives on the slices without
+    clot count: a mask that runs on past the end of a clot is penalised here.
+
+    Parameters
+    ----------
+    counts
+        Per study, ``(tp, fp, fn)`` voxels of the predicted mask against the true one, summed
+        over the slices the prediction covers.
+
+    Returns
+    -------
+    dict
+        ``iou_micro`` / ``dice_micro`` pooled over all voxels of all studies; ``dice_mean``:
+        the mean of per-study Dice (a study where both masks are empty is left out; ``None``
+        when none is left); ``n_studies``, ``tp``, ``fp``, ``fn``.
+    """
+    table = np.asarray(counts, dtype=np.float64).reshape(-1, 3)
+    if len(table) == 0:
+        raise ValueError("study_overlap needs at least one study")
+    if (table < 0).any():
+        raise ValueError("voxel counts must not be negative")
+    tp, fp, fn = (int(v) for v in table.sum(axis=0))
+    denominators = 2 * table[:, 0] + table[:, 1] + table[:, 2]
+    scored = denominators > 0
+    dice = 2 * table[scored, 0] / denominators[scored]
+    return {
+        "iou_micro": tp / (tp + fp + fn) if tp + fp + fn else None,
+        "dice_micro": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
+        "dice_mean": float(dice.mean()) if scored.any() else None,
+        "n_studies": len(table),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
+
+
 # ----------------------------------------------------------------------------- detection
 
 

@@ -13,7 +13,11 @@ HELD_OUT_HEADING = "## Held-out evaluation"
 
 REPORT_TASKS_OF_BUNDLE: dict[str, tuple[str, ...]] = {
     "classification": ("slice_pe", "patient_pe_any_slice", "patient_pe_decision"),
-    "segmentation": ("segmentation_pe_slices", "segmentation_clot_pieces"),
+    "segmentation": (
+        "segmentation_pe_slices",
+        "segmentation_pe_studies",
+        "segmentation_clot_pieces",
+    ),
     "detection": ("detection",),
     "triage_stage1": ("triage_stage1", "triage_three_class"),
     "triage_stage2": ("triage_stage2", "triage_three_class"),
@@ -33,6 +37,7 @@ CARD_METRICS = (
     "iou_micro",
     "dice_micro",
     "iou_mean",
+    "dice_mean",
     "ap50",
     "precision",
     "recall",
@@ -42,6 +47,7 @@ CARD_METRICS = (
     "n",
     "n_positive",
     "n_slices",
+    "n_studies",
     "n_true_boxes",
     "piece_recall",
     "pieces",

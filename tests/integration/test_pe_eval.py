@@ -103,6 +103,22 @@ def test_a_unet_alone_is_scored_by_what_the_app_shows(bundles: Path) -> None:
         assert 0 <= study["largest_clot_ml"] <= study["clot_volume_ml"] + 0.005
     # its masks are scored on every PE slice, from the same pass
     assert tasks["segmentation_pe_slices"]["metrics"]["n_slices"] == collected.labels.count("pe")
+    # in 3D: the same hits and misses, and the false pixels of the slices without clot too
+    on_pe_slices = tasks["segmentation_pe_slices"]["metrics"]
+    in_3d = tasks["segmentation_pe_studies"]["metrics"]
+    assert (in_3d["n_studies"], in_3d["tp"], in_3d["fn"]) == (
+        2,
+        on_pe_slices["tp"],
+        on_pe_slices["fn"],
+    )
+    predicted_off_clot = 0
+    for record in records:
+        study = record.load()
+        for r in pipeline.run(study.volume).slices:
+            predicted_off_clot += int(
+                np.count_nonzero((r.mask != 0) & (study.pe_mask[r.index] == 0))
+            )
+    assert in_3d["fp"] == predicted_off_clot >= on_pe_slices["fp"]
     pieces = tasks["segmentation_clot_pieces"]["metrics"]
     assert sum(pieces["pieces"].values()) + pieces["pieces_out_of_view"] > 0
     assert sum(pieces["found"].values()) <= sum(pieces["pieces"].values())

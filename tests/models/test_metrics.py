@@ -19,6 +19,7 @@ from pe_models.metrics import (
     roc_curve_points,
     rsna_weighted_log_loss,
     segmentation_overlap,
+    study_overlap,
 )
 
 # ----------------------------------------------------------------------------- binary
@@ -221,6 +222,23 @@ def test_segmentation_validation() -> None:
         segmentation_overlap([_square(8, 0, 0, 2)], [])
     with pytest.raises(ValueError, match="same 2-D shape"):
         segmentation_overlap([_square(8, 0, 0, 2)], [_square(9, 0, 0, 2)])
+
+
+def test_study_overlap_pools_voxels_and_averages_studies() -> None:
+    # study 1: 30 voxels found, 10 false, 10 missed; study 2: 5 false voxels and no clot found
+    result = study_overlap([(30, 10, 10), (0, 5, 20), (0, 0, 0)])
+    assert result["iou_micro"] == pytest.approx(30 / 75)
+    assert result["dice_micro"] == pytest.approx(60 / 105)
+    assert result["dice_mean"] == pytest.approx((60 / 80 + 0.0) / 2)  # the empty study is out
+    assert (result["n_studies"], result["tp"], result["fp"], result["fn"]) == (3, 30, 15, 30)
+    assert study_overlap([(0, 0, 0)])["dice_mean"] is None
+
+
+def test_study_overlap_validation() -> None:
+    with pytest.raises(ValueError, match="at least one study"):
+        study_overlap([])
+    with pytest.raises(ValueError, match="negative"):
+        study_overlap([(1, -1, 0)])
 
 
 # ----------------------------------------------------------------------------- detection
