@@ -3,7 +3,8 @@
 Real references (../shared/data, never copied into the repository):
 - the 24-slice MIDRC-RICORD-1A chest series (hilum level, non-contrast, GE): HU of lung, soft
   tissue and body, lung fraction of the body, noise in the air above the patient;
-- the 35 FUMPE radiologist PE masks: clot count, clot volume and per-slice clot area.
+- the 35 FUMPE radiologist PE masks: clot count, clot volume and per-slice clot area (2D
+  8-connected pieces, as ``pe-eval`` counts them), also as shares of pe-eval's size classes.
 
 Both sides go through the same region extraction (``pe_models.preprocess.lung_air_mask`` for
 lung, the largest tissue component for body), and phantom slices are taken at the hilum level
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage, stats
 
 from pe_models import io
+from pe_models.metrics.pieces import EIGHT_NEIGHBOURS, PIECE_SIZE_BINS_MM2
 from pe_models.preprocess import apply_window, lung_air_mask
 from pe_models.preprocess.lung_crop import largest_component
 from pe_models.synth.phantom import Phantom, generate_phantom
@@ -34,6 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 REAL_CHEST = DATA / "real" / "midrc_ricord_1a_chest_24slices"
 FUMPE = DATA / "fumpe"
+CLASS_NAMES = " / ".join(
+    [f"≤ {PIECE_SIZE_BINS_MM2[0]:g}"]
+    + [f"{lo:g}-{hi:g}" for lo, hi in pairwise(PIECE_SIZE_BINS_MM2)]
+    + [f"> {PIECE_SIZE_BINS_MM2[-1]:g} mm²"]
+)
 
 
 def _regions(hu: np.ndarray, spacing_yx: tuple[float, float]) -> dict[str, np.ndarray]:
@@ -74,11 +82,24 @@ def fumpe_clots() -> tuple[list[float], list[int], list[float]]:
         kept = sizes[sizes >= 1.0]
         volumes += list(kept / 1000)
         counts.append(len(kept))
-        for plane in mask:
-            if plane.any():
-                plane_labels, _ = ndimage.label(plane)
-                areas += list(np.bincount(plane_labels.ravel())[1:] * sx * sy)
+        areas += piece_areas_mm2(mask, sx * sy)
     return volumes, counts, areas
+
+
+def piece_areas_mm2(mask: np.ndarray, pixel_mm2: float) -> list[float]:
+    """In-plane areas (mm²) of the 2D 8-connected pieces of a (z, y, x) mask, slice by slice."""
+    areas: list[float] = []
+    for plane in mask[mask.any(axis=(1, 2))]:
+        labels, _ = ndimage.label(plane, structure=EIGHT_NEIGHBOURS)
+        areas += list(np.bincount(labels.ravel())[1:] * pixel_mm2)
+    return areas
+
+
+def _class_shares(areas: list[float]) -> str:
+    """Share of pieces in each of pe-eval's size classes (``PIECE_SIZE_BINS_MM2``)."""
+    classes = np.searchsorted(PIECE_SIZE_BINS_MM2, areas)
+    shares = np.bincount(classes, minlength=len(PIECE_SIZE_BINS_MM2) + 1) / len(areas)
+    return " / ".join(f"{v:.2f}" for v in shares)
 
 
 def _quartiles(values: list[float] | np.ndarray) -> str:
@@ -130,6 +151,7 @@ def main() -> None:
     print(f"  clots per patient   {_quartiles(counts)}")
     print(f"  clot volume mL      {_quartiles(volumes)}")
     print(f"  clot area mm²       {_quartiles(areas)}")
+    print(f"  area classes        {_class_shares(areas)}   (share of pieces: {CLASS_NAMES})")
     if args.fumpe_stats:
         return
 
@@ -159,11 +181,8 @@ def main() -> None:
     clot_volumes = [c.volume_ml for p in phantoms for c in p.study.clots]
     clot_counts = [len(p.study.clots) for p in phantoms]
     clot_areas = []
-    voxel_area = phantoms[0].volume.spacing[1] * phantoms[0].volume.spacing[2]
     for p in phantoms:
-        for plane in p.pe_mask[p.pe_mask.any(axis=(1, 2))]:
-            labels, _ = ndimage.label(plane)
-            clot_areas += list(np.bincount(labels.ravel())[1:] * voxel_area)
+        clot_areas += piece_areas_mm2(p.pe_mask != 0, float(np.prod(p.volume.spacing[1:])))
     print("\nClots: phantom vs FUMPE (percentiles 5 / 25 / 50 / 75 / 95; KS statistic)")
     for label, ours, theirs in (
         ("per patient", clot_counts, counts),
@@ -172,6 +191,7 @@ def main() -> None:
     ):
         ks = stats.ks_2samp(ours, theirs).statistic
         print(f"  {label:12} {_quartiles(ours)}   KS = {ks:.2f}")
+    print(f"  area classes {_class_shares(clot_areas)} vs {_class_shares(areas)} ({CLASS_NAMES})")
 
     comparison_image(real.hu[real.shape[0] // 2], phantoms, args.image)
     print(f"\ncomparison image: {args.image}")

@@ -10,7 +10,7 @@ Thresholded predictions use ``score >= threshold`` throughout (torchmetrics' own
 
 Modules: :mod:`~pe_models.metrics.classification` (binary, curves, multiclass, patient
 level), :mod:`~pe_models.metrics.overlap` (segmentation IoU / Dice, box detection),
-:mod:`~pe_models.metrics.pieces` (clot pieces found, by size) and
+:mod:`~pe_models.metrics.pieces` (clot pieces and their boxes found, by size) and
 :mod:`~pe_models.metrics.rsna` (RSNA-STR weighted log loss); every public name is re-exported
 here, so ``from pe_models.metrics import ...`` is the way in.
 """
@@ -27,7 +27,7 @@ from pe_models.metrics.classification import (
     roc_curve_points,
 )
 from pe_models.metrics.overlap import detection_metrics, segmentation_overlap, study_overlap
-from pe_models.metrics.pieces import clot_pieces_by_size
+from pe_models.metrics.pieces import boxes_by_size, clot_pieces_by_size
 from pe_models.metrics.rsna import RSNA_EXAM_WEIGHTS, RSNA_IMAGE_WEIGHT, rsna_weighted_log_loss
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "RSNA_IMAGE_WEIGHT",
     "binary_classification",
     "binary_curves",
+    "boxes_by_size",
     "clot_pieces_by_size",
     "count_text",
     "detection_metrics",

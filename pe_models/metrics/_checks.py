@@ -50,3 +50,14 @@ def count_text(hits: int, total: int) -> str:
         return "n/a (0/0)"
     percent = f"{100.0 * hits / total:.1f}".rstrip("0").rstrip(".")
     return f"{percent}% ({hits}/{total})"
+
+
+def _boxes(values: ArrayLike, columns: int, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return np.zeros((0, columns))
+    if array.ndim != 2 or array.shape[1] != columns:
+        raise ValueError(f"{name} must have shape (n, {columns}), got {array.shape}")
+    if not np.isfinite(array).all() or (array[:, 2:4] < array[:, 0:2]).any():
+        raise ValueError(f"{name} must be finite x0, y0, x1, y1 boxes with x1 >= x0, y1 >= y0")
+    return array

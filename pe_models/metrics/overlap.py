@@ -12,7 +12,7 @@ from torchmetrics.detection import MeanAveragePrecision
 from torchmetrics.functional.classification import binary_stat_scores
 from torchvision.ops import box_iou
 
-from pe_models.metrics._checks import _f, _same_length
+from pe_models.metrics._checks import _boxes, _f, _same_length
 
 # ----------------------------------------------------------------------------- segmentation
 
@@ -140,17 +140,6 @@ def study_overlap(counts: Sequence[tuple[int, int, int]]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- detection
-
-
-def _boxes(values: ArrayLike, columns: int, name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
-    if array.size == 0:
-        return np.zeros((0, columns))
-    if array.ndim != 2 or array.shape[1] != columns:
-        raise ValueError(f"{name} must have shape (n, {columns}), got {array.shape}")
-    if not np.isfinite(array).all() or (array[:, 2:4] < array[:, 0:2]).any():
-        raise ValueError(f"{name} must be finite x0, y0, x1, y1 boxes with x1 >= x0, y1 >= y0")
-    return array
 
 
 def detection_metrics(

@@ -18,7 +18,7 @@ REPORT_TASKS_OF_BUNDLE: dict[str, tuple[str, ...]] = {
         "segmentation_pe_studies",
         "segmentation_clot_pieces",
     ),
-    "detection": ("detection",),
+    "detection": ("detection", "detection_by_size"),
     "triage_stage1": ("triage_stage1", "triage_three_class"),
     "triage_stage2": ("triage_stage2", "triage_three_class"),
 }
@@ -49,6 +49,8 @@ CARD_METRICS = (
     "n_slices",
     "n_studies",
     "n_true_boxes",
+    "ap",
+    "true_boxes",
     "piece_recall",
     "pieces",
     "pieces_out_of_view",

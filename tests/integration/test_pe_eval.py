@@ -54,7 +54,13 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
         "segmentation_pe_slices",
         "segmentation_clot_pieces",
         "detection",
+        "detection_by_size",
     } <= set(report["tasks"])
+    by_size = report["tasks"]["detection_by_size"]["metrics"]
+    assert (
+        sum(by_size["true_boxes"].values())
+        == (report["tasks"]["detection"]["metrics"]["n_true_boxes"])
+    )
     slice_pe = report["tasks"]["slice_pe"]["metrics"]
     assert slice_pe["n"] == sum(study["slices"] for study in report["studies"])
     assert 0 < slice_pe["n_positive"] < slice_pe["n"]

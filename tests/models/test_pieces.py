@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pe_models.metrics import clot_pieces_by_size
+from pe_models.metrics import boxes_by_size, clot_pieces_by_size
 
 
 def square(mask: np.ndarray, y: int, x: int, side: int) -> None:
@@ -50,3 +50,46 @@ def test_slices_without_clot_and_mismatched_inputs() -> None:
         clot_pieces_by_size([np.zeros((4, 4))], [empty], [1.0])
     with pytest.raises(ValueError, match="pixel_areas_mm2"):
         clot_pieces_by_size([empty], [empty], [])
+
+
+def test_box_ap_is_split_by_true_box_size_and_other_sizes_are_ignored() -> None:
+    large = [10.0, 10.0, 30.0, 30.0]  # 400 mm² at 1 mm pixels
+    tiny = [50.0, 50.0, 52.0, 52.0]  # 4 mm²
+    truths = [np.array([large, tiny]), np.zeros((0, 4))]
+    preds = [
+        np.array([[10, 10, 30, 31, 0.9], [50, 50, 53, 53, 0.8]]),  # large hit (IoU 0.95), tiny not
+        np.array([[0, 0, 20, 20, 0.95]]),  # a large false box, ranked first
+    ]
+    result = boxes_by_size(preds, truths, [1.0, 1.0])
+    assert result["true_boxes"] == {
+        "0-5 mm²": 1, "5-15 mm²": 0, "15-50 mm²": 0, "50-150 mm²": 0, "> 150 mm²": 1
+    }  # fmt: skip
+    # COCO's interpolated AP: the false box first, then the hit, is precision 1/2 at recall 1
+    assert result["ap"]["> 150 mm²"] == pytest.approx(0.5)
+    assert result["max_recall"]["> 150 mm²"] == 1.0
+    # the 9 mm² box misses the tiny truth (IoU 4/9); as a 5-15 mm² box it is no false box of
+    # the other classes
+    assert result["ap"]["0-5 mm²"] == 0.0
+    assert result["max_recall"]["0-5 mm²"] == 0.0
+    assert result["ap"]["5-15 mm²"] is None
+
+    without_the_false_box = boxes_by_size([preds[0], np.zeros((0, 5))], truths, [1.0, 1.0])
+    assert without_the_false_box["ap"]["> 150 mm²"] == pytest.approx(1.0)
+
+
+def test_box_sizes_are_in_mm2() -> None:
+    box = np.array([[0.0, 0.0, 4.0, 4.0]])  # 16 px
+    for pixel_mm2, size_class in ((0.25, "0-5 mm²"), (1.0, "15-50 mm²"), (10.0, "> 150 mm²")):
+        result = boxes_by_size([np.c_[box, [[0.7]]]], [box], [pixel_mm2])
+        assert result["true_boxes"][size_class] == 1
+        assert result["ap"][size_class] == pytest.approx(1.0)
+
+
+def test_boxes_by_size_without_truth_or_with_bad_input() -> None:
+    result = boxes_by_size([np.array([[0, 0, 5, 5, 0.9]])], [np.zeros((0, 4))], [1.0])
+    assert set(result["ap"].values()) == {None}
+    assert sum(result["true_boxes"].values()) == 0
+    with pytest.raises(ValueError, match="pixel_areas_mm2"):
+        boxes_by_size([np.zeros((0, 5))], [np.zeros((0, 4))], [])
+    with pytest.raises(ValueError, match=r"true_boxes\[0\]"):
+        boxes_by_size([np.zeros((0, 5))], [np.array([[5, 5, 0, 0]])], [1.0])
