@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pe_viewer.panels.model_view import ModelViewPanel
 from pe_viewer.panels.series_browser import SeriesBrowserDialog
 from pe_viewer.panels.zplot import ZPlotWidget
 from pe_viewer.slice_view import SliceViewWidget
-from pe_viewer.state import HeatmapKey, LayerStyle, ViewerState
+from pe_viewer.state import MIN_BOX_SCORE, HeatmapKey, LayerStyle, ViewerState
 from pe_viewer.worker import InferenceWorker, ModelsInfo, PipelineFactory
 
 RECENT_LIMIT = 10
@@ -348,6 +349,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._interactive:
             self._settings.setValue(f"layers/{layer}", [style.visible, style.opacity])
             self._settings.setValue("cam_method", self.state.cam_method)
+            self._settings.setValue("min_box_score", self.state.min_box_score)
         if layer == "heatmap":
             self.request_heatmap()
         if layer == "model_view" and style.visible:
@@ -382,6 +384,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.state.styles[layer] = LayerStyle(visible, float(saved[1]))
         method = str(self._settings.value("cam_method", "gradcam"))
         self.state.set_cam(method=method)
+        saved_cut = self._settings.value("min_box_score", MIN_BOX_SCORE)
+        with contextlib.suppress(TypeError, ValueError):  # hand-edited settings: keep the default
+            self.state.set_min_box_score(float(str(saved_cut)))
         self.layers.sync()
         geometry = self._settings.value("geometry")
         if isinstance(geometry, QtCore.QByteArray):

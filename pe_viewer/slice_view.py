@@ -198,7 +198,9 @@ class SliceViewWidget(QtWidgets.QWidget):
         styles = state.styles
         key = state.heatmap_key()
         self.overlays.show_mask(self._mask_patches.get(state.z), styles["mask"])
-        self.overlays.show_boxes(None if result is None else result.boxes, styles["boxes"])
+        self.overlays.show_boxes(
+            None if result is None else state.shown_boxes(result), styles["boxes"]
+        )
         self.overlays.show_heatmap(
             None if key is None else self._heatmap_patches.get(key), styles["heatmap"]
         )

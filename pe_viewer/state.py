@@ -42,6 +42,11 @@ DEFAULT_STYLES: dict[str, LayerStyle] = {
 }
 
 
+MIN_BOX_SCORE = 0.5
+"""Default display cut for box scores: torchvision keeps every box above 0.05, dozens on a
+slice, which hide the image rather than point into it."""
+
+
 @dataclass(frozen=True)
 class HeatmapKey:
     """Which Grad-CAM: the slice, the model (task) explained and the CAM method."""
@@ -69,7 +74,7 @@ class ViewerState(QtCore.QObject):
     heatmap_added(object)
         The :class:`HeatmapKey` of a Grad-CAM that just arrived.
     layer_changed(str)
-        A layer's style, or the Grad-CAM target or method, changed.
+        A layer's style, the Grad-CAM target or method, or the box score cut changed.
     """
 
     volume_changed = QtCore.Signal(object)
@@ -92,6 +97,7 @@ class ViewerState(QtCore.QObject):
         self.cam_target: str | None = None
         self.cam_method = "gradcam"
         self.threshold = 0.5
+        self.min_box_score = MIN_BOX_SCORE
 
     # -- study and slice ---------------------------------------------------------------
     def set_volume(self, volume: Volume | None, *, z: int | None = None) -> None:
@@ -192,6 +198,20 @@ class ViewerState(QtCore.QObject):
         if new != style:
             self.styles[layer] = new
             self.layer_changed.emit(layer)
+
+    def set_min_box_score(self, score: float) -> None:
+        """Draw and count only boxes scoring at least ``score`` (clipped to 0-1)."""
+        if not np.isfinite(score):
+            raise ValueError(f"box score cut must be a number, got {score}")
+        score = float(np.clip(score, 0, 1))
+        if score != self.min_box_score:
+            self.min_box_score = score
+            self.layer_changed.emit("boxes")
+
+    def shown_boxes(self, result: SliceResult) -> np.ndarray:
+        """(N, 5) boxes of ``result`` at or above the box score cut."""
+        boxes = np.asarray(result.boxes, dtype=float).reshape(-1, 5)
+        return boxes[boxes[:, 4] >= self.min_box_score]
 
     def set_cam(self, *, target: str | None = None, method: str | None = None) -> None:
         """Choose which model Grad-CAM explains and with which method."""

@@ -68,6 +68,7 @@ class FindingsPanel(QtWidgets.QWidget):
         state.volume_changed.connect(lambda _volume: self.refresh())
         state.results_added.connect(lambda _indices: self.refresh())
         state.study_changed.connect(lambda _study: self.refresh())
+        state.layer_changed.connect(lambda layer: self.refresh() if layer == "boxes" else None)
 
     def set_models(self, models: ModelsInfo | None, problem: str | None = None) -> None:
         """Show the loaded models' device and cards, or why there are none."""
@@ -149,7 +150,7 @@ class FindingsPanel(QtWidgets.QWidget):
                     str(result.index + 1),
                     f"{positions[result.index]:.1f}",
                     f"{result.pe_probability:.2f}",
-                    str(len(result.boxes)),
+                    str(len(state.shown_boxes(result))),
                 ]
             )
             item.setData(0, QtCore.Qt.ItemDataRole.UserRole, result.index)

@@ -1,4 +1,4 @@
-"""The layer panel: each overlay's visibility and opacity, and what Grad-CAM explains."""
+"""The layer panel: overlays' visibility and opacity, the box score cut, what Grad-CAM explains."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ LAYER_MODELS: dict[str, tuple[str, ...]] = {
 
 
 class LayerPanel(QtWidgets.QWidget):
-    """A row per overlay layer (visible, opacity) plus the Grad-CAM target and method."""
+    """A row per overlay layer (visible, opacity), the lowest box score, Grad-CAM's target."""
 
     def __init__(self, state: ViewerState) -> None:
         super().__init__()
@@ -40,6 +40,16 @@ class LayerPanel(QtWidgets.QWidget):
             grid.addWidget(slider, row, 1)
             self.visible[layer], self.opacity[layer] = check, slider
         row = len(LAYERS)
+        self.min_box_score = QtWidgets.QDoubleSpinBox()
+        self.min_box_score.setRange(0.05, 1.0)  # torchvision drops boxes below 0.05 anyway
+        self.min_box_score.setSingleStep(0.05)
+        self.min_box_score.setDecimals(2)
+        self.min_box_score.setToolTip("Boxes scoring below this are neither drawn nor counted")
+        self.min_box_score.valueChanged.connect(state.set_min_box_score)
+        self.min_box_score_label = QtWidgets.QLabel("Box score ≥")
+        grid.addWidget(self.min_box_score_label, row, 0)
+        grid.addWidget(self.min_box_score, row, 1)
+        row += 1
         self.cam_target = QtWidgets.QComboBox()
         self.cam_target.setToolTip("The model Grad-CAM explains")
         self.cam_target.currentTextChanged.connect(
@@ -62,7 +72,10 @@ class LayerPanel(QtWidgets.QWidget):
         loaded = set() if models is None else set(models.configs)
         for layer, tasks_drawing in LAYER_MODELS.items():
             available = bool(loaded & set(tasks_drawing))
-            for widget in (self.visible[layer], self.opacity[layer]):
+            widgets: list[QtWidgets.QWidget] = [self.visible[layer], self.opacity[layer]]
+            if layer == "boxes":
+                widgets += [self.min_box_score, self.min_box_score_label]
+            for widget in widgets:
                 widget.setEnabled(available)
             self.visible[layer].setToolTip(
                 "" if available else f"No {' or '.join(tasks_drawing)} model is loaded"
@@ -86,5 +99,7 @@ class LayerPanel(QtWidgets.QWidget):
             ):
                 self.visible[layer].setChecked(style.visible)
                 self.opacity[layer].setValue(round(style.opacity * 100))
+        with QtCore.QSignalBlocker(self.min_box_score):
+            self.min_box_score.setValue(self.state.min_box_score)
         with QtCore.QSignalBlocker(self.cam_method):
             self.cam_method.setCurrentText(self.state.cam_method)

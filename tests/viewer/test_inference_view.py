@@ -113,6 +113,19 @@ def test_overlays_show_the_current_slice_and_follow_the_layer_panel(
     assert not overlays.boxes.isVisible()
     assert not overlays._labels[0].isVisible()
 
+    layers.visible["boxes"].setChecked(True)
+    findings = oracle_window.findings.slices
+    counts = [findings.topLevelItem(i).text(3) for i in range(findings.topLevelItemCount())]
+    assert "0" not in counts
+    layers.min_box_score.setValue(0.95)  # above the oracle's 0.90: nothing drawn or counted
+    assert not overlays.boxes.isVisible()
+    assert not overlays._labels[0].isVisible()
+    counts = [findings.topLevelItem(i).text(3) for i in range(findings.topLevelItemCount())]
+    assert set(counts) == {"0"}
+    layers.min_box_score.setValue(0.85)
+    assert overlays.boxes.isVisible()
+    assert overlays._labels[0].text == "0.90"
+
 
 def test_what_the_model_saw(qtbot, oracle_window, phantom_study) -> None:
     _open_and_run(qtbot, oracle_window, phantom_study)

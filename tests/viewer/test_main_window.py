@@ -198,6 +198,7 @@ def test_preferences_are_remembered(qtbot, window, series, settings, monkeypatch
     window.apply_preset("lung")
     window.layers.visible["heatmap"].setChecked(True)
     window.layers.opacity["mask"].setValue(30)
+    window.layers.min_box_score.setValue(0.8)
     window.close()
     settings.sync()
 
@@ -207,6 +208,8 @@ def test_preferences_are_remembered(qtbot, window, series, settings, monkeypatch
     assert again.slice_view.levels == (lung.low, lung.high)
     assert again.state.styles["heatmap"].visible
     assert again.state.styles["mask"].opacity == pytest.approx(0.3)
+    assert again.state.min_box_score == pytest.approx(0.8)
+    assert again.layers.min_box_score.value() == pytest.approx(0.8)
     assert again.recent_paths() == [str(series[0])]
     again.recent_menu.aboutToShow.emit()
     assert [a.text() for a in again.recent_menu.actions()] == [str(series[0])]

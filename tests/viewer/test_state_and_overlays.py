@@ -68,6 +68,21 @@ def test_state_clamps_window_and_opacity(qtbot) -> None:
     assert state.styles["mask"].opacity == 1.0
 
 
+def test_the_box_score_cut_filters_what_is_drawn_and_counted(qtbot) -> None:
+    state = ViewerState()
+    boxes = np.array([[0, 0, 4, 4, 0.3], [2, 2, 6, 6, 0.5], [1, 1, 3, 3, 0.97]])
+    result = SliceResult(0, 0.9, None, boxes, None, CropBox(0, 8, 0, 8))
+    assert state.shown_boxes(result)[:, 4].tolist() == [0.5, 0.97]  # the default cut, 0.5
+    with qtbot.waitSignal(state.layer_changed) as blocker:
+        state.set_min_box_score(0.9)
+    assert blocker.args == ["boxes"]
+    assert state.shown_boxes(result)[:, 4].tolist() == [0.97]
+    state.set_min_box_score(-1)
+    assert len(state.shown_boxes(result)) == 3
+    with pytest.raises(ValueError, match="number"):
+        state.set_min_box_score(float("nan"))
+
+
 def test_bounding_patch_holds_every_nonzero_pixel() -> None:
     image = np.zeros((10, 12), np.uint8)
     image[2, 3] = image[6, 9] = 1
@@ -170,6 +185,7 @@ def test_layers_no_loaded_model_can_draw_are_greyed_out(qtbot) -> None:
     assert panel.visible["mask"].isEnabled()
     assert not panel.visible["boxes"].isEnabled()
     assert not panel.opacity["boxes"].isEnabled()
+    assert not panel.min_box_score.isEnabled()
     assert "No detection or integrated model" in panel.visible["boxes"].toolTip()
     assert panel.visible["triage"].isEnabled()  # the badge also shows a U-Net's slice score
     detector = BundleConfig("detector", {}, "detection", ("vascular",))
@@ -177,6 +193,7 @@ def test_layers_no_loaded_model_can_draw_are_greyed_out(qtbot) -> None:
     panel.set_models(ModelsInfo("CPU", both, {}, 0.5, "segmentation"))
     assert panel.visible["boxes"].isEnabled()
     assert panel.visible["boxes"].toolTip() == ""
+    assert panel.min_box_score.isEnabled()
     panel.set_models(None)
     assert not panel.visible["mask"].isEnabled()
 
