@@ -41,7 +41,7 @@ class LayerPanel(QtWidgets.QWidget):
             self.visible[layer], self.opacity[layer] = check, slider
         row = len(LAYERS)
         self.min_box_score = QtWidgets.QDoubleSpinBox()
-        self.min_box_score.setRange(0.05, 1.0)  # torchvision drops boxes below 0.05 anyway
+        self.min_box_score.setRange(0.0, 1.0)  # as the state takes it: a checkpoint may keep < 0.05
         self.min_box_score.setSingleStep(0.05)
         self.min_box_score.setDecimals(2)
         self.min_box_score.setToolTip("Boxes scoring below this are neither drawn nor counted")

@@ -198,6 +198,17 @@ def test_layers_no_loaded_model_can_draw_are_greyed_out(qtbot) -> None:
     assert not panel.visible["mask"].isEnabled()
 
 
+def test_layers_box_score_cut_shows_the_whole_range_the_state_takes(qtbot) -> None:
+    state = ViewerState()
+    panel = LayerPanel(state)
+    qtbot.addWidget(panel)
+    state.set_min_box_score(0.0)  # every box a user's detector keeps, even below 0.05
+    panel.sync()
+    assert panel.min_box_score.value() == 0.0
+    panel.min_box_score.setValue(1.0)
+    assert state.min_box_score == 1.0
+
+
 def _blue_pixels(widget: QtWidgets.QWidget) -> int:
     """Pixels of ``widget`` with clearly more blue than red (the Highlight's hue)."""
     image = widget.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
