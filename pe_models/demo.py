@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pe_models.synth.phantom import generate_phantom
+from pe_models.synth.phantom import PHANTOM_VERSION, generate_phantom
 from pe_models.synth.writers import write_study
 
 DEMO_SEED = 2
-"""Seed of the demo phantom: an eccentric clot in the left pulmonary artery and an occluded
-left segmental artery."""
-
-PHANTOM_VERSION = 1
-"""Bump when the generator changes, so cached demo studies are made again."""
+"""Seed of the demo phantom: a 3.5 mL eccentric clot in the pulmonary trunk and a 1.2 mL
+polo-mint clot in the left pulmonary artery (phantom generator version 2)."""
 
 CACHE_ENV = "PE_VIEWER_CACHE"
 

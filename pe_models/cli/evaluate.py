@@ -22,6 +22,7 @@ from pe_models.data.phantoms import phantom_records
 from pe_models.data.records import StudyRecord
 from pe_models.evaluate import run_evaluation
 from pe_models.inference import Pipeline, default_bundle_paths
+from pe_models.synth.phantom import PHANTOM_VERSION
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -123,7 +124,8 @@ def labelled_records(args: argparse.Namespace) -> tuple[list[StudyRecord], list[
     if args.phantoms:
         records += phantom_records(args.phantoms, args.kind, size=args.size)
         described.append(
-            f"synthetic phantoms seeds {seeds_text(args.phantoms)} ({args.kind}, {args.size})"
+            f"synthetic phantoms (generator version {PHANTOM_VERSION}) seeds "
+            f"{seeds_text(args.phantoms)} ({args.kind}, {args.size})"
         )
     if args.folder:
         from pe_models.data.folder import folder_records

@@ -21,6 +21,7 @@ from pe_models.evaluate import run_evaluation
 from pe_models.io import StudyReadError
 from pe_models.io.atomic import atomic_folder
 from pe_models.resources import resources_dir
+from pe_models.synth.phantom import PHANTOM_VERSION
 from pe_models.train.experiment import Experiment, PhantomSets, load_experiment
 from pe_models.train.presets import (
     available_presets,
@@ -120,7 +121,8 @@ def evaluate_held_out(
     for i, ((test, _installed), bundles) in enumerate(groups.items()):
         records = [r for s in test for r in phantom_records(s.seed_list, s.kind, size=s.size)]
         described = [
-            f"held-out synthetic phantoms, {', '.join(s.describe() for s in test)}, "
+            f"held-out synthetic phantoms (generator version {PHANTOM_VERSION}), "
+            f"{', '.join(s.describe() for s in test)}, "
             "never used in training or model selection"
         ]
         folder = out / ("eval" if len(groups) == 1 else f"eval-{i}")

@@ -8,7 +8,7 @@ from functools import partial
 import numpy as np
 
 from pe_models.data.records import LabelledStudy, StudyRecord
-from pe_models.synth.phantom import KINDS, generate_phantom
+from pe_models.synth.phantom import KINDS, PHANTOM_VERSION, generate_phantom
 
 MIX = "mix"
 """Kind that draws ``pe``, ``other`` or ``normal`` from the seed, as ``pe-synth --kind mix``."""
@@ -62,5 +62,6 @@ def phantom_records(
         study_kind = phantom_kind(seed, kind)
         name = f"phantom-{seed:05d}-{study_kind}{'' if contrast else '-nc'}"
         loader = partial(load_phantom, seed, study_kind, size, contrast)
-        records.append(StudyRecord(name, name, "phantoms", loader))
+        # The generator version names the cache folder, so a new generator prepares afresh.
+        records.append(StudyRecord(name, name, f"phantoms-v{PHANTOM_VERSION}", loader))
     return records

@@ -7,7 +7,12 @@ Scientific Data 2018, CC BY 4.0) in ``../shared/data/fumpe``, measured with
 - clots per patient: median 2, quartiles 1-3, 95th percentile 6;
 - clot volume: median 1.07 mL, quartiles 0.30-4.97 mL, 5th-95th percentile 0.017-26 mL;
 - clot extent along z: median 17 mm, quartiles 8-38 mm;
-- clot cross-section area on a slice: median 67 mm², quartiles 31-155 mm².
+- clot cross-section area on a slice: median 67 mm², quartiles 31-155 mm²;
+- a clot's mean axial cross-section (volume / z extent) grows with its volume as
+  63.4 mm² × V^0.49 (V in mL), log residual SD 0.45.
+
+The artery a clot sits in is chosen to give it that cross-section, so the 2-D clot pieces a
+slice shows follow FUMPE's sizes rather than the branching of the phantom's tree.
 """
 
 from __future__ import annotations
@@ -26,9 +31,14 @@ FUMPE_CLOT_VOLUME_ML_MEDIAN = 1.07
 FUMPE_CLOT_VOLUME_LOG_SD = 1.9
 """Log-normal clot volume: ln-quartiles of FUMPE are ±1.3 around the median (σ ≈ 1.9)."""
 
-CLOT_LEVEL_WEIGHTS = {0: 0.3, 1: 0.35, 2: 0.25, 3: 0.1}
-"""Central (trunk / main), lobar, segmental and subsegmental clots. Weighted towards large
-arteries because FUMPE's clot cross-sections (median 67 mm²) are mostly central and lobar."""
+FUMPE_CROSS_SECTION_MM2_PER_ML = 63.4
+FUMPE_CROSS_SECTION_VOLUME_POWER = 0.49
+FUMPE_CROSS_SECTION_LOG_SD = 0.45
+"""Mean axial clot cross-section (mm²) = 63.4 × V(mL)^0.49 × e^N(0, 0.45), fitted on FUMPE's
+94 3-D clots of at least 1 mm³."""
+
+CROSS_SECTION_LOG_TOLERANCE = 0.2
+"""Arteries whose clot cross-section is within e^0.2 (in log) of the best fit are drawn from."""
 
 CLOT_SHAPES = ("polo_mint", "eccentric", "occlusive")
 
@@ -71,7 +81,8 @@ def _downstream_path(
     """Follow the larger daughter from ``arteries[index]`` until the clot volume is used up.
 
     Returns (segment, t0, t1, arc length at t0) pieces; the blunt taper keeps ~85 % of a
-    cylinder, which the volume per mm accounts for.
+    cylinder (more with ``along**0.1``; the estimate errs towards longer clots), which the
+    volume per mm accounts for.
     """
     pieces = []
     covered = 0.0
@@ -103,7 +114,7 @@ def _paint_clot(grid: Grid, mask: np.ndarray, path: _ClotPath) -> int:
         arc = arc0 + (field.t - t0) * segment.length
         within = (field.t >= t0) & (field.t <= t1)
         along = np.clip(1 - ((arc - path.length / 2) / (path.length / 2)) ** 2, 0, 1)
-        taper = along**0.25  # blunt, rounded ends: most of the clot fills its lumen share
+        taper = along**0.1  # blunt ends: a clot fills its lumen share to near its tips
         if path.shape == "eccentric":  # a mural clot against one side of the wall
             direction = (segment.end - segment.start) / segment.length
             wall = path.wall - (path.wall @ direction) * direction
@@ -125,13 +136,43 @@ def _children(arteries: tuple[Segment, ...]) -> dict[int, list[int]]:
     return {i: starts.get(tuple(np.round(s.end, 3)), []) for i, s in enumerate(arteries)}
 
 
+def _lumen_fraction(rng: np.random.Generator, shape: str) -> float:
+    """Share of the artery radius a clot of ``shape`` fills (eccentric: the disc's radius)."""
+    return {"occlusive": 1.0, "polo_mint": float(rng.uniform(0.5, 0.7)), "eccentric": 0.65}[shape]
+
+
+def _artery_for_cross_section(
+    rng: np.random.Generator,
+    arteries: tuple[Segment, ...],
+    cross_section_mm2: float,
+    lumen_fraction: float,
+    min_radius_mm: float,
+) -> int | None:
+    """Index of an artery whose clot would have about ``cross_section_mm2``, or None.
+
+    Among arteries wide enough to show a clot, those whose clot cross-section
+    π (mean radius × ``lumen_fraction``)² lies within :data:`CROSS_SECTION_LOG_TOLERANCE` (in
+    log) of the closest one are drawn from uniformly, so equally fitting arteries on both sides
+    and at several branches share the clots.
+    """
+    candidates = [i for i, s in enumerate(arteries) if s.radius1 >= min_radius_mm and s.length > 8]
+    if not candidates:
+        return None
+    radii = np.array([(arteries[i].radius0 + arteries[i].radius1) / 2 for i in candidates])
+    gaps = np.abs(np.log(np.pi * (radii * lumen_fraction) ** 2 / cross_section_mm2))
+    close = np.flatnonzero(gaps <= gaps.min() + CROSS_SECTION_LOG_TOLERANCE)
+    return candidates[int(rng.choice(close))]
+
+
 def place_clots(
     rng: np.random.Generator, grid: Grid, arteries: tuple[Segment, ...], min_radius_mm: float
 ) -> tuple[np.ndarray, list[Clot]]:
     """Put 1-6 emboli into arteries large enough to show them.
 
-    A clot's volume is drawn from FUMPE's distribution; it runs downstream through the larger
-    daughter branches until that volume fits, tapering at both ends.
+    A clot's volume is drawn from FUMPE's distribution and its mean cross-section from FUMPE's
+    law for that volume; it starts in an artery that gives it that cross-section and runs
+    downstream through the larger daughter branches until the volume fits, tapering at both
+    ends.
 
     Returns
     -------
@@ -143,29 +184,26 @@ def place_clots(
     children = _children(arteries)
     n_clots = int(rng.choice(FUMPE_CLOTS_PER_PATIENT))
     clot_hu = float(rng.uniform(20, 70))  # one clot age, one attenuation, per study
-    levels = np.array(list(CLOT_LEVEL_WEIGHTS))
-    weights = np.array(list(CLOT_LEVEL_WEIGHTS.values()))
     voxel_ml = float(np.prod(grid.spacing)) / 1000
-    for _ in range(n_clots * 4):  # some draws find no suitable artery; try again
+    for _ in range(n_clots * 4):  # some clots fall outside the grid; try again
         if len(clots) == n_clots:
             break
-        level = int(rng.choice(levels, p=weights / weights.sum()))
-        candidates = [
-            i
-            for i, s in enumerate(arteries)
-            if min(s.level, 3) == level and s.radius1 >= min_radius_mm and s.length > 8
-        ]
-        if not candidates:
-            continue
-        index = int(rng.choice(candidates))
-        segment = arteries[index]
-        shape = "occlusive" if level >= 2 and rng.random() < 0.6 else str(rng.choice(CLOT_SHAPES))
-        lumen_fraction = {"occlusive": 1.0, "polo_mint": rng.uniform(0.5, 0.7), "eccentric": 0.55}[
-            shape
-        ]
+        shape = str(rng.choice(CLOT_SHAPES))
+        lumen_fraction = _lumen_fraction(rng, shape)
         volume_ml = float(
             np.exp(rng.normal(np.log(FUMPE_CLOT_VOLUME_ML_MEDIAN), FUMPE_CLOT_VOLUME_LOG_SD))
         )
+        cross_section_mm2 = (
+            FUMPE_CROSS_SECTION_MM2_PER_ML
+            * volume_ml ** (FUMPE_CROSS_SECTION_VOLUME_POWER)
+            * float(np.exp(rng.normal(0.0, FUMPE_CROSS_SECTION_LOG_SD)))
+        )
+        index = _artery_for_cross_section(
+            rng, arteries, cross_section_mm2, lumen_fraction, min_radius_mm
+        )
+        if index is None:
+            break
+        segment = arteries[index]
         t0 = float(rng.uniform(0, 0.5))
         pieces = _downstream_path(
             arteries, children, index, t0, volume_ml * 1000, lumen_fraction, min_radius_mm
@@ -175,6 +213,7 @@ def place_clots(
         before = int(mask.sum())
         if _paint_clot(grid, mask, path) == 0:
             continue
+        level = min(segment.level, 3)
         clots.append(
             Clot(index, level, segment.side, shape, clot_hu, (int(mask.sum()) - before) * voxel_ml)
         )

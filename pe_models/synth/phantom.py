@@ -20,6 +20,10 @@ from pe_models.synth.structures import (
 )
 from pe_models.volume import Volume, VolumeMeta
 
+PHANTOM_VERSION = 2
+"""Bump when the generator changes, so cached phantoms and prepared studies are made again
+(2: clots placed by FUMPE's cross-section law, blunter ends)."""
+
 KINDS = ("pe", "other", "normal")
 SIZES = {
     # matrix, field of view (mm), slices, slice step choices (mm)

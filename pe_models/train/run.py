@@ -24,6 +24,7 @@ from pe_models.data.slices import PreparedStudy, prepare_studies
 from pe_models.nets import build
 from pe_models.nets.unet import copy_matching, timm_encoder
 from pe_models.resources import resources_dir
+from pe_models.synth.phantom import PHANTOM_VERSION
 from pe_models.train.experiment import Experiment
 from pe_models.train.module import VALIDATION_SCORE, TaskModule
 from pe_models.train.samples import (
@@ -298,6 +299,8 @@ def train_experiment(
         "init_from": str(init_bundle) if init_bundle else None,
         "device": str(trainer.strategy.root_device),
     }
+    if experiment.data.source == "phantoms":
+        summary["phantom_version"] = PHANTOM_VERSION
     config = BundleConfig(
         arch=experiment.model.arch,
         builder_kwargs=builder_kwargs(experiment),
@@ -332,7 +335,8 @@ def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
     data = experiment.data
     if data.source == "phantoms":
         trained_on = (
-            "**synthetic CTPA phantoms only** (`pe_models.synth`): "
+            "**synthetic CTPA phantoms only** "
+            f"(`pe_models.synth`, generator version {PHANTOM_VERSION}): "
             f"{', '.join(s.describe() for s in data.train)} for training and "
             f"{', '.join(s.describe() for s in data.val)} for model selection"
         )

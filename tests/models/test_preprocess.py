@@ -107,17 +107,18 @@ def test_thorax_crop_keeps_dense_dependent_lung_that_the_lung_crop_cuts_off() ->
 
 
 @pytest.mark.slow
-def test_thorax_crop_holds_every_clot_of_a_phantom_with_consolidated_lung() -> None:
-    study = phantom_records([5004], "mix")[0].load()  # PE and a consolidated left lower lobe
+@pytest.mark.parametrize("seed", [5004, 5023])  # effusions on both sides; a consolidation
+def test_thorax_crop_holds_every_clot_of_a_phantom_with_dense_lung(seed: int) -> None:
+    # Generator version 1 put many clots in small peripheral arteries of consolidated lung,
+    # which the dynamic lung crop cut off on 50+ slices; version 2's FUMPE-sized clots sit in
+    # larger arteries, so the synthetic chest above is what shows the lung crop's loss now.
+    study = phantom_records([seed], "mix")[0].load()
     spacing = study.volume.spacing[1:]
-    missed = {"dynamic": 0, "thorax": 0}
-    for z in np.flatnonzero(study.pe_mask.any(axis=(1, 2))):
-        for mode in missed:
-            crop = crop_box(study.volume.hu[z], spacing, mode)
-            inside = crop.apply(study.pe_mask[z]).sum()
-            missed[mode] += int(inside < study.pe_mask[z].sum())
-    assert missed["thorax"] == 0
-    assert missed["dynamic"] > 50  # of 135 PE slices: the reason the thorax crop exists
+    pe_slices = np.flatnonzero(study.pe_mask.any(axis=(1, 2)))
+    assert len(pe_slices) > 20
+    for z in pe_slices:
+        crop = crop_box(study.volume.hu[z], spacing, "thorax")
+        assert crop.apply(study.pe_mask[z]).sum() == study.pe_mask[z].sum(), z
 
 
 def test_study_crop_is_the_union_of_slice_crops() -> None:
