@@ -116,6 +116,12 @@ class TrainSpec:
     mimic_fraction
         Patch training: share of the patches not centred on PE that are centred on an
         other-disease lesion instead (hard negatives; needs other-disease masks).
+    hard_negative_fraction
+        Segmentation on patches: share of the patches not centred on PE that are centred on a
+        false clot piece of the model it starts from (``init_from``), mined once before
+        training on every ``mine_stride``-th training slice (before ``mimic_fraction``).
+    mine_stride
+        Slice stride of that mining run.
     piece_weight_px
         Segmentation: in the BCE, every 2D clot piece of the target weighs at least as much
         as one of this many pixels (model input); None: plain BCE. For clot masks with many
@@ -144,6 +150,8 @@ class TrainSpec:
     weight_decay: float = 1e-4
     positive_fraction: float = 0.5
     mimic_fraction: float = 0.0
+    hard_negative_fraction: float = 0.0
+    mine_stride: int = 2
     piece_weight_px: int | None = None
     matched_fraction: float = 0.0
     patch: int | None = None
@@ -288,6 +296,15 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
     )
     if experiment.train.mimic_fraction and not experiment.trains_on_patches:
         raise ExperimentError(f"{source}: train.mimic_fraction is for training on patches only")
+    if experiment.train.hard_negative_fraction and (
+        experiment.task != "segmentation" or experiment.model.init_from is None
+    ):
+        raise ExperimentError(
+            f"{source}: train.hard_negative_fraction mines the false clot pieces of the "
+            "segmentation model named by model.init_from; this experiment has none"
+        )
+    if experiment.train.mine_stride < 1:
+        raise ExperimentError(f"{source}: train.mine_stride must be a whole number ≥ 1")
     if (weight_px := experiment.train.piece_weight_px) is not None:
         if experiment.task not in MASK_TASKS:
             raise ExperimentError(f"{source}: train.piece_weight_px is for tasks with PE masks")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from pe_models.nets.unet import copy_matching, timm_encoder
 from pe_models.resources import resources_dir
 from pe_models.synth.phantom import PHANTOM_VERSION
 from pe_models.train.experiment import Experiment
+from pe_models.train.mining import MinedPoint, mine_false_pieces
 from pe_models.train.module import VALIDATION_SCORE, TaskModule
 from pe_models.train.samples import (
     BalancedSlices,
@@ -80,7 +81,10 @@ def dataset_records(experiment: Experiment) -> dict[str, list[StudyRecord]]:
 
 
 def _datasets(
-    experiment: Experiment, train: list[PreparedStudy], val: list[PreparedStudy]
+    experiment: Experiment,
+    train: list[PreparedStudy],
+    val: list[PreparedStudy],
+    hard_points: Sequence[MinedPoint] = (),
 ) -> tuple[Dataset, Dataset, Callable[..., Any] | None]:
     """Training set, validation set and collate function for the task."""
     spec, settings, task = experiment.input, experiment.train, experiment.task
@@ -98,6 +102,8 @@ def _datasets(
             task,
             patch=settings.patch,
             mimic_fraction=settings.mimic_fraction,
+            hard_fraction=settings.hard_negative_fraction,
+            hard_points=hard_points,
             **sampling,
         )
     elif task == "integrated":
@@ -232,7 +238,16 @@ def train_experiment(
         if part in ("train", "val")
     }
     prepare_s = time.perf_counter() - started
-    train_set, val_set, collate = _datasets(experiment, prepared["train"], prepared["val"])
+    init_bundle = resolve_init(experiment.model.init_from, trained or {})
+    network = build_network(experiment, init_bundle)
+    hard_points: list[MinedPoint] = []
+    if settings.hard_negative_fraction:
+        hard_points = mine_false_pieces(
+            network, prepared["train"], experiment.input, stride=settings.mine_stride
+        )
+    train_set, val_set, collate = _datasets(
+        experiment, prepared["train"], prepared["val"], hard_points
+    )
     train_loader, val_loader = (
         DataLoader(
             dataset,
@@ -244,8 +259,6 @@ def train_experiment(
         for dataset in (train_set, val_set)
     )
 
-    init_bundle = resolve_init(experiment.model.init_from, trained or {})
-    network = build_network(experiment, init_bundle)
     module = TaskModule(
         network,
         experiment.task,
@@ -299,6 +312,8 @@ def train_experiment(
         "init_from": str(init_bundle) if init_bundle else None,
         "device": str(trainer.strategy.root_device),
     }
+    if settings.hard_negative_fraction:
+        summary["hard_negatives_mined"] = len(hard_points)
     if experiment.data.source == "phantoms":
         summary["phantom_version"] = PHANTOM_VERSION
     config = BundleConfig(

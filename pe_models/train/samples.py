@@ -222,9 +222,12 @@ PATCH_TASKS = ("segmentation", "detection", "classification")
 class Patches(_Sampled):
     """Square patches, lesion-centred with ``positive_fraction``, the others anywhere.
 
-    With ``mimic_fraction``, that share of the patches not centred on PE is centred on an
-    other-disease lesion instead (:func:`mimic_slices`): hard negatives for the nodules and
-    consolidation next to vessels that a U-Net trained on random negatives calls clots.
+    With ``hard_fraction``, that share of the patches not centred on PE is centred on one of
+    ``hard_points``, the false clot pieces of the model training starts from
+    (:func:`pe_models.train.mining.mine_false_pieces`). With ``mimic_fraction``, that share of
+    the rest is centred on an other-disease lesion (:func:`mimic_slices`): hard negatives for
+    the nodules and consolidation next to vessels that a U-Net trained on random negatives
+    calls clots.
 
     Items: (image float32 (C, P, P), target), where the target is a uint8 (P, P) mask for
     ``segmentation``, torchvision's ``{"boxes": (k, 4), "labels": (k,)}`` for ``detection``
@@ -247,6 +250,8 @@ class Patches(_Sampled):
         patch: int | None,
         positive_fraction: float = 0.5,
         mimic_fraction: float = 0.0,
+        hard_fraction: float = 0.0,
+        hard_points: Sequence[tuple[int, int, int, int]] = (),
         seed: int = 0,
     ) -> None:
         super().__init__(studies, spec, length, seed)
@@ -266,6 +271,10 @@ class Patches(_Sampled):
         self.mimics = mimic_slices(self.studies) if mimic_fraction else []
         if mimic_fraction and not self.mimics:
             raise ValueError("mimic_fraction needs studies with other-disease masks; found none")
+        self.hard_fraction = hard_fraction
+        self.hard_points = list(hard_points)
+        if hard_fraction and not self.hard_points:
+            raise ValueError("hard_fraction needs mined false pieces; the starting model has none")
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, object]:
         rng = self._rng(index)
@@ -273,6 +282,9 @@ class Patches(_Sampled):
         if rng.random() < self.positive_fraction:
             study, k = self.lesions[int(rng.integers(len(self.lesions)))]
             y0, x0 = self._window_around(self._lesion_point(study, k, rng), rng)
+        elif self.hard_fraction and rng.random() < self.hard_fraction:
+            study, k, y, x = self.hard_points[int(rng.integers(len(self.hard_points)))]
+            y0, x0 = self._window_around((y, x), rng)
         elif self.mimic_fraction and rng.random() < self.mimic_fraction:
             study, k = self.mimics[int(rng.integers(len(self.mimics)))]
             other_masks = self.studies[study].other_masks
