@@ -17,6 +17,7 @@ from scipy import ndimage
 from torch import nn
 
 from pe_models.data.slices import InputSpec, PreparedStudy
+from pe_models.inference import select_device
 from pe_models.metrics.pieces import EIGHT_NEIGHBOURS
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,8 @@ def mine_false_pieces(
     ----------
     network
         Segmentation network giving (B, 1, S, S) mask logits (or a tuple whose first item they
-        are); run in eval mode on the GPU when there is one, then restored to its mode and
-        device.
+        are); run in eval mode on the accelerator :func:`select_device` picks, then restored
+        to its mode and device.
     studies
         Prepared training studies; slices of studies without PE masks count as clot-free.
     spec
@@ -83,7 +84,7 @@ def mine_false_pieces(
     """
     was_training = network.training
     home = next(network.parameters()).device
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = select_device()
     network.eval().to(device)
     points: list[MinedPoint] = []
     slices_run = 0

@@ -8,6 +8,7 @@ different samples. Validation sets are fixed lists of whole inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,6 +16,9 @@ from torch.utils.data import Dataset
 
 from pe_models.data.records import NO_PE
 from pe_models.data.slices import InputSpec, PreparedStudy, StoredSlices
+
+if TYPE_CHECKING:
+    from pe_models.train.mining import MinedPoint
 
 BINARY_TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # task: (positive slice labels, negative slice labels)
@@ -251,7 +255,7 @@ class Patches(_Sampled):
         positive_fraction: float = 0.5,
         mimic_fraction: float = 0.0,
         hard_fraction: float = 0.0,
-        hard_points: Sequence[tuple[int, int, int, int]] = (),
+        hard_points: Sequence[MinedPoint] = (),
         seed: int = 0,
     ) -> None:
         super().__init__(studies, spec, length, seed)
