@@ -160,7 +160,10 @@ class ViewerState(QtCore.QObject):
         return HeatmapKey(self.z if z is None else z, self.cam_target, self.cam_method)
 
     def positive_results(self) -> list[SliceResult]:
-        """Positive slices, highest probability first (then by z).
+        """Positive slices, highest probability first, then by z.
+
+        Probabilities are compared as the findings list shows them (2 decimals), so a run of
+        slices all at "1.00" reads along z, not in an order set by digits nobody sees.
 
         Once the study result is in, those it counts (a U-Net alone counts only slices of
         clots of the minimum size); before, every slice at or above the threshold.
@@ -173,7 +176,7 @@ class ViewerState(QtCore.QObject):
                 for r in self.results.values()
                 if r.pe_probability is not None and r.pe_probability >= self.threshold
             ]
-        return sorted(positive, key=lambda r: (-(r.pe_probability or 0.0), r.index))
+        return sorted(positive, key=lambda r: (-round(r.pe_probability or 0.0, 2), r.index))
 
     def pe_probabilities(self) -> np.ndarray:
         """(z,) slice PE probability, NaN where not (yet) known."""

@@ -228,3 +228,11 @@ def test_a_disabled_slider_loses_the_highlight_blue(qtbot) -> None:
     assert _blue_pixels(slider) > 50  # the filled groove
     slider.setEnabled(False)
     assert _blue_pixels(slider) == 0
+
+
+def test_positive_slices_shown_at_the_same_probability_run_along_z(qtbot) -> None:
+    state = ViewerState()
+    state.set_volume(_volume())
+    probabilities = (0.1, 0.9991, 0.9999, 0.9995, 0.6)  # all but the last read "1.00"
+    state.add_results([_result(z, p) for z, p in enumerate(probabilities)])
+    assert [r.index for r in state.positive_results()] == [1, 2, 3, 4]
