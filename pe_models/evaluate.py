@@ -30,6 +30,7 @@ from pe_models.metrics import (
     boxes_by_size,
     clot_pieces_by_size,
     detection_metrics,
+    detection_score_cuts,
     multiclass_confusion,
     patient_level,
     rsna_weighted_log_loss,
@@ -341,6 +342,15 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
         tasks["detection"] = {
             "metrics": detection_metrics(collected.pred_boxes, collected.true_boxes),
             "note": "Faster R-CNN boxes in original pixels; PE slices and sampled others",
+        }
+        cut_metrics, detection_pr = detection_score_cuts(collected.pred_boxes, collected.true_boxes)
+        curves["detection"] = {"pr": detection_pr}
+        tasks["detection_score_cuts"] = {
+            "metrics": cut_metrics,
+            "note": (
+                "the same boxes at each box score cut (the viewer's 'Box score ≥'): precision, "
+                "recall and false boxes per slice, IoU ≥ 0.5 to match"
+            ),
         }
         tasks["detection_by_size"] = {
             "metrics": boxes_by_size(

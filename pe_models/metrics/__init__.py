@@ -26,7 +26,12 @@ from pe_models.metrics.classification import (
     pr_curve_points,
     roc_curve_points,
 )
-from pe_models.metrics.overlap import detection_metrics, segmentation_overlap, study_overlap
+from pe_models.metrics.overlap import (
+    detection_metrics,
+    detection_score_cuts,
+    segmentation_overlap,
+    study_overlap,
+)
 from pe_models.metrics.pieces import boxes_by_size, clot_pieces_by_size
 from pe_models.metrics.rsna import RSNA_EXAM_WEIGHTS, RSNA_IMAGE_WEIGHT, rsna_weighted_log_loss
 
@@ -39,6 +44,7 @@ __all__ = [
     "clot_pieces_by_size",
     "count_text",
     "detection_metrics",
+    "detection_score_cuts",
     "multiclass_confusion",
     "patient_level",
     "pr_curve_points",

@@ -198,16 +198,11 @@ def detection_metrics(
         if len(kept) == 0:
             best_ious.extend([0.0] * len(true))
             continue
-        iou = box_iou(kept[:, :4], true)  # (kept, true)
-        best_ious.extend(iou.max(dim=0).values.tolist())
-        free = torch.ones(len(true), dtype=torch.bool)
-        for row in iou:
-            candidates = torch.where(free & (row >= iou_threshold), row, -1.0)
-            j = int(candidates.argmax())
-            if candidates[j] >= 0:
-                free[j] = False
-                tp += 1
-                matched_ious.append(float(row[j]))
+        best_ious.extend(box_iou(kept[:, :4], true).max(dim=0).values.tolist())
+        matched = _greedy_match_ious(kept, true, iou_threshold)
+        matched = matched[matched >= 0]
+        tp += len(matched)
+        matched_ious.extend(matched.tolist())
     ap50 = _f(ap_metric.compute()["map"]) if n_true else None
     fp, fn = n_kept - tp, n_true - tp
     return {
@@ -228,3 +223,104 @@ def detection_metrics(
         "fp": fp,
         "fn": fn,
     }
+
+
+DEFAULT_BOX_SCORE_CUTS = (0.05, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+"""Box score cuts of :func:`detection_score_cuts`: torchvision's own floor (0.05) upwards."""
+
+
+def detection_score_cuts(
+    pred_boxes: Sequence[ArrayLike],
+    true_boxes: Sequence[ArrayLike],
+    score_cuts: Sequence[float] = DEFAULT_BOX_SCORE_CUTS,
+    *,
+    iou_threshold: float = 0.5,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a reader sees of a localiser at each box score cut, and its precision–recall curve.
+
+    Matching is :func:`detection_metrics`' greedy one (highest score first). A box's match
+    depends only on the boxes scoring above it, so one matching of all boxes gives precision
+    and recall at every cut, equal to :func:`detection_metrics` with that ``score_threshold``.
+
+    Parameters
+    ----------
+    pred_boxes
+        Per image, (n, 5) ``x0, y0, x1, y1, score`` in pixels (an empty array for none).
+    true_boxes
+        Per image, (m, 4) ``x0, y0, x1, y1`` in pixels (empty for an image without findings).
+    score_cuts
+        Box scores at which to report; a box counts at a cut when its score is at or above it.
+    iou_threshold
+        IoU at or above which a prediction may match a true box.
+
+    Returns
+    -------
+    metrics : dict
+        ``precision``, ``recall``, ``false_boxes_per_image`` and ``kept_boxes``, each a dict
+        keyed by the cut written with two decimals (precision ``None`` where no box is kept,
+        recall ``None`` without true boxes); ``iou_threshold``, ``n_images``, ``n_true_boxes``.
+    pr : dict
+        ``precision``, ``recall`` and ``thresholds`` (box scores, descending), one point per
+        distinct score, for plotting.
+    """
+    _same_length(pred_boxes, true_boxes, "pred_boxes and true_boxes (images)")
+    scores: list[np.ndarray] = [np.zeros(0)]
+    hits: list[np.ndarray] = [np.zeros(0, dtype=bool)]
+    n_true = 0
+    for k, (pred_raw, true_raw) in enumerate(zip(pred_boxes, true_boxes, strict=True)):
+        pred = torch.from_numpy(_boxes(pred_raw, 5, f"pred_boxes[{k}]")).float()
+        true = torch.from_numpy(_boxes(true_raw, 4, f"true_boxes[{k}]")).float()
+        pred = pred[torch.argsort(pred[:, 4], descending=True, stable=True)]
+        n_true += len(true)
+        scores.append(pred[:, 4].numpy())
+        hits.append((_greedy_match_ious(pred, true, iou_threshold) >= 0).numpy())
+    score, hit = np.concatenate(scores), np.concatenate(hits)
+    order = np.argsort(-score, kind="stable")
+    score, hit = score[order], hit[order]
+    tp = np.cumsum(hit)
+    kept = np.arange(1, len(score) + 1)
+    n_images = len(true_boxes)
+    metrics: dict[str, Any] = {
+        "precision": {},
+        "recall": {},
+        "false_boxes_per_image": {},
+        "kept_boxes": {},
+    }
+    for cut in score_cuts:
+        n_kept = int(np.count_nonzero(score >= np.float32(cut)))
+        n_tp = int(tp[n_kept - 1]) if n_kept else 0
+        key = f"{cut:.2f}"
+        metrics["precision"][key] = n_tp / n_kept if n_kept else None
+        metrics["recall"][key] = n_tp / n_true if n_true else None
+        metrics["false_boxes_per_image"][key] = (n_kept - n_tp) / n_images if n_images else None
+        metrics["kept_boxes"][key] = n_kept
+    metrics.update(iou_threshold=float(iou_threshold), n_images=n_images, n_true_boxes=n_true)
+    last_of_each_score = np.append(score[1:] != score[:-1], True)
+    pr = {
+        "precision": (tp / kept)[last_of_each_score].tolist(),
+        "recall": (tp / max(n_true, 1))[last_of_each_score].tolist(),
+        "thresholds": score[last_of_each_score].astype(float).tolist(),
+    }
+    return metrics, pr
+
+
+def _greedy_match_ious(
+    pred: torch.Tensor, true: torch.Tensor, iou_threshold: float
+) -> torch.Tensor:
+    """(n,) IoU of each prediction with the true box it matches, -1 where none.
+
+    ``pred`` (n, ≥ 4) is in the order of matching (highest score first); each prediction takes
+    the still unmatched true box of highest IoU ≥ ``iou_threshold``.
+    """
+    matched = torch.full((len(pred),), -1.0)
+    if len(pred) == 0 or len(true) == 0:
+        return matched
+    iou = box_iou(pred[:, :4], true)  # (pred, true)
+    free = torch.ones(len(true), dtype=torch.bool)
+    for i, row in enumerate(iou):
+        candidates = torch.where(free & (row >= iou_threshold), row, -1.0)
+        j = int(candidates.argmax())
+        if candidates[j] >= 0:
+            free[j] = False
+            matched[i] = row[j]
+    return matched

@@ -54,8 +54,14 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
         "segmentation_pe_slices",
         "segmentation_clot_pieces",
         "detection",
+        "detection_score_cuts",
         "detection_by_size",
     } <= set(report["tasks"])
+    detection = report["tasks"]["detection"]["metrics"]
+    cuts = report["tasks"]["detection_score_cuts"]["metrics"]
+    assert cuts["kept_boxes"]["0.50"] == detection["n_pred_kept"]  # the viewer's default cut
+    assert cuts["kept_boxes"]["0.05"] == detection["n_pred_boxes"]  # torchvision keeps ≥ 0.05
+    assert (out / "detection_pr.png").stat().st_size > 1000
     by_size = report["tasks"]["detection_by_size"]["metrics"]
     assert (
         sum(by_size["true_boxes"].values())

@@ -13,6 +13,7 @@ from pe_models.metrics import (
     binary_curves,
     count_text,
     detection_metrics,
+    detection_score_cuts,
     multiclass_confusion,
     patient_level,
     pr_curve_points,
@@ -307,6 +308,54 @@ def test_detection_without_truth_and_validation() -> None:
         detection_metrics([np.array([[0, 0, 5, 5]])], [np.zeros((0, 4))])
     with pytest.raises(ValueError, match="x1 >= x0"):
         detection_metrics([np.zeros((0, 5))], [np.array([[5, 5, 0, 10]])])
+
+
+def test_score_cuts_count_what_a_reader_sees_at_each_cut() -> None:
+    preds = [
+        np.array([[10, 10, 30, 30, 0.6], [10, 10, 30, 50, 0.9]]),  # as in the greedy test
+        np.zeros((0, 5)),
+        np.array([[0, 0, 5, 5, 0.95], [0, 0, 5, 5, 0.1]]),
+    ]
+    trues = [np.array([[10, 10, 30, 30]]), np.array([[60, 60, 70, 70]]), np.zeros((0, 4))]
+    metrics, pr = detection_score_cuts(preds, trues, (0.05, 0.5, 0.92, 0.99))
+    assert metrics["kept_boxes"] == {"0.05": 4, "0.50": 3, "0.92": 1, "0.99": 0}
+    assert metrics["precision"] == {"0.05": 0.25, "0.50": 1 / 3, "0.92": 0.0, "0.99": None}
+    assert metrics["recall"] == {"0.05": 0.5, "0.50": 0.5, "0.92": 0.0, "0.99": 0.0}
+    assert metrics["false_boxes_per_image"] == {
+        "0.05": 1.0,
+        "0.50": 2 / 3,
+        "0.92": 1 / 3,
+        "0.99": 0.0,
+    }
+    assert (metrics["n_images"], metrics["n_true_boxes"]) == (3, 2)
+    assert pr["thresholds"] == pytest.approx([0.95, 0.9, 0.6, 0.1])
+    assert pr["precision"] == pytest.approx([0.0, 0.5, 1 / 3, 0.25])
+    assert pr["recall"] == pytest.approx([0.0, 0.5, 0.5, 0.5])
+    json.dumps(metrics)
+
+
+def test_score_cuts_agree_with_detection_metrics_at_every_cut() -> None:
+    rng = np.random.default_rng(3)
+    preds, trues = [], []
+    for _ in range(12):
+        corners = rng.uniform(0, 60, (rng.integers(0, 4), 2))
+        trues.append(np.hstack([corners, corners + rng.uniform(4, 20, corners.shape)]))
+        jitter = rng.normal(0, 3, (len(corners), 4))
+        near = np.hstack([trues[-1] + jitter, rng.uniform(0, 1, (len(corners), 1))])
+        far = rng.uniform(0, 60, (rng.integers(0, 5), 2))
+        far = np.hstack([far, far + 8, rng.uniform(0, 1, (len(far), 1))])
+        boxes = np.vstack([near, far])
+        boxes[:, 2:4] = np.maximum(boxes[:, 2:4], boxes[:, 0:2])
+        preds.append(boxes)
+    cuts = (0.1, 0.25, 0.5, 0.75)
+    metrics, _ = detection_score_cuts(preds, trues, cuts)
+    for cut in cuts:
+        reference = detection_metrics(preds, trues, score_threshold=cut)
+        assert metrics["precision"][f"{cut:.2f}"] == reference["precision"]
+        assert metrics["recall"][f"{cut:.2f}"] == reference["recall"]
+        assert metrics["kept_boxes"][f"{cut:.2f}"] == reference["n_pred_kept"]
+    loosest = detection_metrics(preds, trues, score_threshold=cuts[0])
+    assert 0 < loosest["tp"] < loosest["n_true_boxes"] < loosest["n_pred_kept"]  # not trivial
 
 
 # ----------------------------------------------------------------------------- RSNA-STR
