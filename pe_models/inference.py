@@ -389,6 +389,13 @@ class Pipeline:
                 return float(self.models[task].bundle.config.threshold)  # type: ignore[arg-type]
         return 0.5
 
+    def box_score_cut(self) -> float | None:
+        """The detector bundle's box score cut (chosen on validation), None without one."""
+        if "detection" not in self.models:
+            return None
+        cut = self.models["detection"].bundle.config.threshold
+        return None if cut is None else float(cut)
+
     def min_clot_ml(self, tasks: Iterable[str] | None = None) -> float | None:
         """The smallest 3D clot that makes a study PE when ``tasks`` (default: all) run.
 

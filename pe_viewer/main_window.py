@@ -21,7 +21,7 @@ from pe_viewer.panels.model_view import ModelViewPanel
 from pe_viewer.panels.series_browser import SeriesBrowserDialog
 from pe_viewer.panels.zplot import ZPlotWidget
 from pe_viewer.slice_view import SliceViewWidget
-from pe_viewer.state import MIN_BOX_SCORE, HeatmapKey, LayerStyle, ViewerState
+from pe_viewer.state import HeatmapKey, LayerStyle, ViewerState
 from pe_viewer.worker import InferenceWorker, ModelsInfo, PipelineFactory
 
 RECENT_LIMIT = 10
@@ -312,6 +312,9 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- worker results ------------------------------------------------------------------
     def _on_models_ready(self, models: ModelsInfo) -> None:
         self.state.threshold = models.threshold
+        if models.box_score_cut is not None:
+            self.state.offer_min_box_score(models.box_score_cut)
+            self.layers.sync()
         self.slice_view.score_source = models.score_source
         self.device_label.setText(f"models on {models.device}")
         self.findings.set_models(models)
@@ -349,7 +352,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._interactive:
             self._settings.setValue(f"layers/{layer}", [style.visible, style.opacity])
             self._settings.setValue("cam_method", self.state.cam_method)
-            self._settings.setValue("min_box_score", self.state.min_box_score)
+            if self.state.min_box_score_chosen:  # else the detector bundle's cut applies
+                self._settings.setValue("min_box_score", self.state.min_box_score)
         if layer == "heatmap":
             self.request_heatmap()
         if layer == "model_view" and style.visible:
@@ -384,9 +388,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.state.styles[layer] = LayerStyle(visible, float(saved[1]))
         method = str(self._settings.value("cam_method", "gradcam"))
         self.state.set_cam(method=method)
-        saved_cut = self._settings.value("min_box_score", MIN_BOX_SCORE)
-        with contextlib.suppress(TypeError, ValueError):  # hand-edited settings: keep the default
-            self.state.set_min_box_score(float(str(saved_cut)))
+        saved_cut = self._settings.value("min_box_score")
+        with contextlib.suppress(TypeError, ValueError):  # none, or hand-edited: keep the default
+            self.state.set_min_box_score(float(str(saved_cut)), chosen=True)
         self.layers.sync()
         geometry = self._settings.value("geometry")
         if isinstance(geometry, QtCore.QByteArray):

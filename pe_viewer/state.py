@@ -43,8 +43,9 @@ DEFAULT_STYLES: dict[str, LayerStyle] = {
 
 
 MIN_BOX_SCORE = 0.5
-"""Default display cut for box scores: torchvision keeps every box above 0.05, dozens on a
-slice, which hide the image rather than point into it."""
+"""Display cut for box scores when neither the user nor the detector's bundle sets one:
+torchvision keeps every box above 0.05, dozens on a slice, which hide the image rather than
+point into it."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class ViewerState(QtCore.QObject):
         self.cam_method = "gradcam"
         self.threshold = 0.5
         self.min_box_score = MIN_BOX_SCORE
+        self.min_box_score_chosen = False
+        """Whether the user set the cut (then a bundle's own cut does not replace it)."""
 
     # -- study and slice ---------------------------------------------------------------
     def set_volume(self, volume: Volume | None, *, z: int | None = None) -> None:
@@ -202,14 +205,24 @@ class ViewerState(QtCore.QObject):
             self.styles[layer] = new
             self.layer_changed.emit(layer)
 
-    def set_min_box_score(self, score: float) -> None:
-        """Draw and count only boxes scoring at least ``score`` (clipped to 0-1)."""
+    def set_min_box_score(self, score: float, *, chosen: bool = False) -> None:
+        """Draw and count only boxes scoring at least ``score`` (clipped to 0-1).
+
+        ``chosen``: the user set it (in the layer panel, or saved from an earlier session); a
+        detector bundle's cut (:meth:`offer_min_box_score`) no longer replaces it.
+        """
         if not np.isfinite(score):
             raise ValueError(f"box score cut must be a number, got {score}")
+        self.min_box_score_chosen |= chosen
         score = float(np.clip(score, 0, 1))
         if score != self.min_box_score:
             self.min_box_score = score
             self.layer_changed.emit("boxes")
+
+    def offer_min_box_score(self, score: float) -> None:
+        """Take a detector bundle's box score cut, unless the user has chosen one."""
+        if not self.min_box_score_chosen:
+            self.set_min_box_score(score)
 
     def shown_boxes(self, result: SliceResult) -> np.ndarray:
         """(N, 5) boxes of ``result`` at or above the box score cut."""

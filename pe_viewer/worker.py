@@ -38,6 +38,8 @@ class ModelsInfo:
         Which model gives the slice PE probability (see ``Pipeline.slice_score_source``).
     min_clot_ml
         With the U-Net alone, the smallest 3D clot that makes a study PE (else None).
+    box_score_cut
+        The detector bundle's box score cut, chosen on validation (else None).
     """
 
     device: str
@@ -46,6 +48,7 @@ class ModelsInfo:
     threshold: float
     score_source: str | None
     min_clot_ml: float | None = None
+    box_score_cut: float | None = None
 
     @classmethod
     def of(cls, pipeline: Pipeline) -> ModelsInfo:
@@ -57,6 +60,7 @@ class ModelsInfo:
             threshold=pipeline.threshold(),
             score_source=pipeline.slice_score_source(),
             min_clot_ml=pipeline.min_clot_ml(),
+            box_score_cut=pipeline.box_score_cut(),
         )
 
 

@@ -182,6 +182,10 @@ class Experiment:
     min_clot_ml: float | None = None
     """Segmentation: the smallest 3D clot that may make a study PE when the U-Net alone gives
     the slice scores (see ``Pipeline.summarise``); choose it on the validation studies."""
+    threshold: float | None = None
+    """The bundle's decision threshold, chosen on the validation studies: a classifier's (or
+    triage stage 2's) slice PE probability, or a detector's box score cut (the viewer's
+    default "Box score ≥")."""
     install: bool = True
     """Whether ``pe-train --install`` copies the bundle into the app's ``resources/bundles``;
     false for a bundle that trains (others start from it) but is not good enough to ship."""
@@ -267,6 +271,15 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         raise ExperimentError(
             f"{source}: min_clot_ml must be a positive number of mL, for segmentation only"
         )
+    threshold = raw.get("threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 < threshold < 1
+    ):
+        raise ExperimentError(
+            f"{source}: threshold must be a number between 0 and 1, got {threshold!r}"
+        )
     install = raw.get("install", True)
     if not isinstance(install, bool):
         raise ExperimentError(f"{source}: install must be true or false, got {install!r}")
@@ -292,6 +305,7 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         card={str(k): str(v) for k, v in raw.get("card", {}).items()},
         path=source,
         min_clot_ml=None if min_clot_ml is None else float(min_clot_ml),
+        threshold=None if threshold is None else float(threshold),
         install=install,
     )
     if experiment.train.mimic_fraction and not experiment.trains_on_patches:

@@ -326,6 +326,7 @@ def train_experiment(
         crop=experiment.input.crop,
         context_mm=experiment.input.context_mm,
         class_names=experiment.class_names,
+        threshold=experiment.threshold,
         extra={"training": summary}
         | ({} if experiment.min_clot_ml is None else {"min_clot_ml": experiment.min_clot_ml}),
     )
@@ -384,6 +385,14 @@ def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
             f"- Study rule: with no classifier installed, a study is PE only when a 3D-connected "
             f"clot of at least {experiment.min_clot_ml:g} mL is found (`min_clot_ml`, chosen on "
             "validation studies; the experiment file says which)."
+        )
+    if experiment.threshold is not None:
+        what = "Box score cut (boxes below it are not drawn by default)"
+        if experiment.task != "detection":
+            what = "Decision threshold"
+        lines.append(
+            f"- {what}: {experiment.threshold:g} (`threshold`, chosen on validation studies; "
+            "the experiment file says which)."
         )
     if note := experiment.card.get("notes"):
         lines += ["", note]

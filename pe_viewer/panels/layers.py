@@ -45,7 +45,9 @@ class LayerPanel(QtWidgets.QWidget):
         self.min_box_score.setSingleStep(0.05)
         self.min_box_score.setDecimals(2)
         self.min_box_score.setToolTip("Boxes scoring below this are neither drawn nor counted")
-        self.min_box_score.valueChanged.connect(state.set_min_box_score)
+        self.min_box_score.valueChanged.connect(
+            lambda value: state.set_min_box_score(value, chosen=True)
+        )
         self.min_box_score_label = QtWidgets.QLabel("Box score ≥")
         grid.addWidget(self.min_box_score_label, row, 0)
         grid.addWidget(self.min_box_score, row, 1)

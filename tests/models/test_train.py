@@ -106,6 +106,10 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     raw = experiment_dict("segmentation", min_clot_ml=-1)
     with pytest.raises(ExperimentError, match="positive number of mL"):
         parse_experiment(raw, path)
+    for bad in (0, 1.5, True, "0.9"):
+        raw = experiment_dict("detection", threshold=bad)
+        with pytest.raises(ExperimentError, match="threshold must be a number between 0 and 1"):
+            parse_experiment(raw, path)
     raw = experiment_dict("segmentation", instal=False)  # a misspelt key is not ignored
     with pytest.raises(ExperimentError, match=r"unknown key\(s\) \['instal'\]"):
         parse_experiment(raw, path)
@@ -406,6 +410,8 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
         if task == "segmentation":  # seed 1, step 3: trained jointly with a classification head
             raw["model"]["kwargs"]["aux_classes"] = 1
             raw["min_clot_ml"] = 0.12
+        if task == "detection":
+            raw["threshold"] = 0.85
         experiment = parse_experiment(raw, tmp_path / f"{task}.yaml")
         trained[experiment.name] = train_experiment(
             experiment, tmp_path / "run", trained=trained, workers=0, progress_bar=False
@@ -418,6 +424,10 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
     assert load_bundle(trained["tiny-segmentation"]).config.extra["min_clot_ml"] == 0.12
     assert "clot of at least 0.12 mL" in load_bundle(trained["tiny-segmentation"]).card
     assert "min_clot_ml" not in load_bundle(trained["tiny-classification"]).config.extra
+    assert load_bundle(trained["tiny-detection"]).config.threshold == 0.85
+    assert "Box score cut (boxes below it are not drawn by default): 0.85" in (
+        load_bundle(trained["tiny-detection"]).card
+    )
     assert (tmp_path / "run" / "logs").is_dir()
     pipeline = Pipeline.from_bundles(
         [trained["tiny-classification"], trained["tiny-segmentation"], trained["tiny-detection"]]
@@ -426,6 +436,8 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
     study = pipeline.run(volume, slices=[20, 21])
     assert len(study.slices) == 2
     assert study.slices[0].mask is not None
+    assert pipeline.box_score_cut() == 0.85
+    assert Pipeline.from_bundles([trained["tiny-classification"]]).box_score_cut() is None
     integrated = Pipeline.from_bundles([trained["tiny-integrated"]]).run(volume, slices=[20])
     (result,) = integrated.slices
     assert 0.0 <= result.pe_probability <= 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from PySide6 import QtCore
 
 from pe_models.inference import Pipeline
 from pe_viewer.main_window import MainWindow
-from tests.model_bundles import make_bundles
+from tests.model_bundles import make_bundles, make_oracle_bundles
 from tests.viewer.conftest import LOAD_TIMEOUT_MS, MODELS_TIMEOUT_MS, _make_window
 
 
@@ -125,6 +126,32 @@ def test_overlays_show_the_current_slice_and_follow_the_layer_panel(
     layers.min_box_score.setValue(0.85)
     assert overlays.boxes.isVisible()
     assert overlays._labels[0].text == "0.90"
+
+
+def test_a_detectors_own_box_score_cut_applies_until_the_user_sets_one(
+    qtbot, monkeypatch, settings, phantom_study, tmp_path
+) -> None:
+    bundles = make_oracle_bundles(tmp_path / "bundles")
+    config_file = tmp_path / "bundles" / "detection" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "threshold": 0.95}))  # above the oracle's 0.90
+    factory = lambda: Pipeline.from_bundles(bundles, batch_size=4)  # noqa: E731
+    window = _make_window(qtbot, monkeypatch, factory, settings)
+    study = _open_and_run(qtbot, window, phantom_study)
+    window.state.set_slice(study.positive_slices[0])  # a slice with oracle boxes
+    assert window.state.min_box_score == 0.95
+    assert window.layers.min_box_score.value() == 0.95
+    assert not window.slice_view.overlays.boxes.isVisible()
+    window.layers.visible["mask"].setChecked(False)  # another layer's change saves its style
+    assert settings.value("min_box_score") is None  # but no cut: the user chose none
+
+    window.layers.min_box_score.setValue(0.85)
+    window.close()
+    settings.sync()
+    again = _make_window(qtbot, monkeypatch, factory, settings)
+    again.state.set_slice(_open_and_run(qtbot, again, phantom_study).positive_slices[0])
+    assert again.state.min_box_score == pytest.approx(0.85)  # the user's cut wins
+    assert again.slice_view.overlays.boxes.isVisible()
 
 
 def test_what_the_model_saw(qtbot, oracle_window, phantom_study) -> None:

@@ -236,3 +236,15 @@ def test_positive_slices_shown_at_the_same_probability_run_along_z(qtbot) -> Non
     probabilities = (0.1, 0.9991, 0.9999, 0.9995, 0.6)  # all but the last read "1.00"
     state.add_results([_result(z, p) for z, p in enumerate(probabilities)])
     assert [r.index for r in state.positive_results()] == [1, 2, 3, 4]
+
+
+def test_a_detector_bundles_box_score_cut_applies_until_the_user_chooses_one(qtbot) -> None:
+    state = ViewerState()
+    panel = LayerPanel(state)
+    qtbot.addWidget(panel)
+    state.offer_min_box_score(0.9)
+    assert state.min_box_score == 0.9
+    panel.min_box_score.setValue(0.7)  # the user's choice
+    assert state.min_box_score == 0.7
+    state.offer_min_box_score(0.9)  # e.g. the models load again for the next study
+    assert state.min_box_score == 0.7
