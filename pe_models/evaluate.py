@@ -23,8 +23,9 @@ import numpy as np
 from pe_models import io
 from pe_models.clots import components_on_truth
 from pe_models.data.records import NO_PE, LabelledStudy, StudyRecord
-from pe_models.inference import Pipeline, SliceResult, StudyResult
+from pe_models.inference import DEFAULT_BOX_SCORE_CUT, Pipeline, SliceResult, StudyResult
 from pe_models.metrics import (
+    DEFAULT_BOX_SCORE_CUTS,
     binary_classification,
     binary_curves,
     boxes_by_size,
@@ -339,11 +340,22 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
             ),
         }
     if collected.true_boxes:
+        box_cut = pipeline.box_score_cut()
+        shown_from = DEFAULT_BOX_SCORE_CUT if box_cut is None else box_cut
         tasks["detection"] = {
-            "metrics": detection_metrics(collected.pred_boxes, collected.true_boxes),
-            "note": "Faster R-CNN boxes in original pixels; PE slices and sampled others",
+            "metrics": detection_metrics(
+                collected.pred_boxes, collected.true_boxes, score_threshold=shown_from
+            ),
+            "note": (
+                "Faster R-CNN boxes in original pixels; PE slices and sampled others; "
+                f"precision and recall of the boxes scoring ≥ {shown_from:g}, the viewer's "
+                "default cut"
+            ),
         }
-        cut_metrics, detection_pr = detection_score_cuts(collected.pred_boxes, collected.true_boxes)
+        cuts = sorted({*DEFAULT_BOX_SCORE_CUTS, shown_from})
+        cut_metrics, detection_pr = detection_score_cuts(
+            collected.pred_boxes, collected.true_boxes, cuts
+        )
         curves["detection"] = {"pr": detection_pr}
         tasks["detection_score_cuts"] = {
             "metrics": cut_metrics,

@@ -114,6 +114,11 @@ def config_input(
     )
 
 
+DEFAULT_BOX_SCORE_CUT = 0.5
+"""Box score cut when the detector's bundle sets none (its ``threshold``): torchvision keeps
+every box above 0.05, dozens on a slice, which hide the image rather than point into it."""
+
+
 def select_device(preferred: str | None = None) -> torch.device:
     """``preferred`` if given, else CUDA, else Apple MPS, else CPU."""
     if preferred:
@@ -390,7 +395,10 @@ class Pipeline:
         return 0.5
 
     def box_score_cut(self) -> float | None:
-        """The detector bundle's box score cut (chosen on validation), None without one."""
+        """The detector bundle's box score cut (chosen on validation), None without one.
+
+        Without one, boxes are shown from :data:`DEFAULT_BOX_SCORE_CUT`.
+        """
         if "detection" not in self.models:
             return None
         cut = self.models["detection"].bundle.config.threshold

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PySide6 import QtCore
 
-from pe_models.inference import SliceResult, StudyResult
+from pe_models.inference import DEFAULT_BOX_SCORE_CUT, SliceResult, StudyResult
 from pe_models.volume import Volume
 
 LAYERS: dict[str, str] = {
@@ -40,12 +40,6 @@ DEFAULT_STYLES: dict[str, LayerStyle] = {
     "heatmap": LayerStyle(False, 0.45),  # on demand: Grad-CAM costs a backward pass
     "model_view": LayerStyle(False, 1.0),
 }
-
-
-MIN_BOX_SCORE = 0.5
-"""Display cut for box scores when neither the user nor the detector's bundle sets one:
-torchvision keeps every box above 0.05, dozens on a slice, which hide the image rather than
-point into it."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +92,7 @@ class ViewerState(QtCore.QObject):
         self.cam_target: str | None = None
         self.cam_method = "gradcam"
         self.threshold = 0.5
-        self.min_box_score = MIN_BOX_SCORE
+        self.min_box_score = DEFAULT_BOX_SCORE_CUT  # until the user or the detector sets one
         self.min_box_score_chosen = False
         """Whether the user set the cut (then a bundle's own cut does not replace it)."""
 

@@ -27,6 +27,7 @@ from pe_models.metrics.classification import (
     roc_curve_points,
 )
 from pe_models.metrics.overlap import (
+    DEFAULT_BOX_SCORE_CUTS,
     detection_metrics,
     detection_score_cuts,
     segmentation_overlap,
@@ -36,6 +37,7 @@ from pe_models.metrics.pieces import boxes_by_size, clot_pieces_by_size
 from pe_models.metrics.rsna import RSNA_EXAM_WEIGHTS, RSNA_IMAGE_WEIGHT, rsna_weighted_log_loss
 
 __all__ = [
+    "DEFAULT_BOX_SCORE_CUTS",
     "RSNA_EXAM_WEIGHTS",
     "RSNA_IMAGE_WEIGHT",
     "binary_classification",

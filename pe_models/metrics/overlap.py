@@ -225,7 +225,7 @@ def detection_metrics(
     }
 
 
-DEFAULT_BOX_SCORE_CUTS = (0.05, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+DEFAULT_BOX_SCORE_CUTS = (0.05, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 """Box score cuts of :func:`detection_score_cuts`: torchvision's own floor (0.05) upwards."""
 
 

@@ -18,7 +18,7 @@ REPORT_TASKS_OF_BUNDLE: dict[str, tuple[str, ...]] = {
         "segmentation_pe_studies",
         "segmentation_clot_pieces",
     ),
-    "detection": ("detection", "detection_by_size"),
+    "detection": ("detection", "detection_score_cuts", "detection_by_size"),
     "triage_stage1": ("triage_stage1", "triage_three_class"),
     "triage_stage2": ("triage_stage2", "triage_three_class"),
 }
@@ -41,6 +41,7 @@ CARD_METRICS = (
     "ap50",
     "precision",
     "recall",
+    "false_boxes_per_image",
     "mean_best_iou",
     "sensitivity_text",
     "specificity_text",
