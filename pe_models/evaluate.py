@@ -430,7 +430,13 @@ def _series_label(series: io.SeriesInfo, root: Path) -> str:
 
 
 def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
-    """What the models say about every readable series under ``folder``."""
+    """What the models say about every readable series under ``folder``.
+
+    With a detector, ``boxes_shown`` and ``slices_with_boxes`` count the boxes at its box
+    score cut (what the viewer draws by default).
+    """
+    cut = pipeline.box_score_cut()
+    cut = DEFAULT_BOX_SCORE_CUT if cut is None else cut
     rows = []
     for series in io.scan(folder):
         try:
@@ -441,6 +447,12 @@ def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
         result = pipeline.run(volume)
         row = study_summary(_series_label(series, folder), volume, result)
         row["contrast_hint"] = series.contrast_hint
+        if "detection" in pipeline.models:
+            shown = [
+                int(np.count_nonzero(r.boxes.reshape(-1, 5)[:, 4] >= cut)) for r in result.slices
+            ]
+            row["boxes_shown"] = sum(shown)
+            row["slices_with_boxes"] = sum(n > 0 for n in shown)
         rows.append(row)
         log.info("%s", row)
     return rows

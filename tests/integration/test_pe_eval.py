@@ -226,6 +226,8 @@ def test_real_series_are_named_and_the_non_contrast_one_is_not_called_pe(
         "little lung in the series",
     )
     row = rows["midrc_ricord_1a_chest_24slices: ROUTINE CHEST NON-CON"]
+    assert 0 <= row["slices_with_boxes"] <= row["boxes_shown"]  # the bundles hold a detector
+    assert row["slices_with_boxes"] <= row["slices"]
     assert row["contrast_adequate"] is False
     assert row["decision"] == "not assessable"  # neither PE nor a reassuring "normal"
     assert row["not_assessable"] == "no arterial contrast"
