@@ -20,8 +20,9 @@ BUNDLES = resources_dir() / "bundles"
 HELD_OUT_PE_SEED = 9008
 """A PE phantom seed never used in training or validation (the first held-out set was 9000-9011)."""
 MIN_HELD_OUT_IOU = 0.6
-MIN_HELD_OUT_BOX_RECALL = 0.6
-"""Share of the held-out phantom's clot boxes the demo detector finds at its own box cut."""
+MIN_HELD_OUT_BOX_RECALL = 0.8
+"""Share of the held-out phantom's clot boxes the demo detector finds at its own box cut (0.95
+when the bundle was installed: 208 of 220)."""
 SIZE_LIMIT_MB = 40
 
 
@@ -88,7 +89,7 @@ def test_demo_detector_boxes_clots_of_a_held_out_phantom() -> None:
     assert cut is not None  # chosen on validation, in the bundle
     found = detection_metrics([r.boxes for r in study.slices], true_boxes, score_threshold=cut)
     assert found["recall"] >= MIN_HELD_OUT_BOX_RECALL
-    assert found["precision"] >= 0.5  # at its cut, most boxes shown lie on a clot
+    assert found["precision"] >= 0.8  # at its cut, boxes shown lie on a clot (0.97 when chosen)
 
 
 @pytest.mark.real_data
