@@ -10,11 +10,11 @@ import pytest
 from safetensors import safe_open
 
 from pe_models.bundle import TASKS, WEIGHTS_FILE, load_bundle
-from pe_models.inference import Pipeline, default_bundle_paths
+from pe_models.inference import Pipeline, StudyResult, default_bundle_paths
 from pe_models.io import load
 from pe_models.metrics import detection_metrics, segmentation_overlap
 from pe_models.resources import resources_dir
-from pe_models.synth.phantom import generate_phantom
+from pe_models.synth.phantom import Phantom, generate_phantom
 
 BUNDLES = resources_dir() / "bundles"
 HELD_OUT_PE_SEED = 9008
@@ -63,13 +63,24 @@ def test_cards_say_synthetic_not_clinical_and_give_held_out_metrics() -> None:
         assert not seen & set(range(first, last + 1)), "held-out seeds were seen in training"
 
 
-@pytest.mark.slow
-def test_demo_unet_segments_clots_of_a_held_out_phantom() -> None:
-    if "segmentation" not in {load_bundle(p).config.task for p in bundle_paths()}:
-        pytest.skip("no demo U-Net installed")
+@pytest.fixture(scope="module")
+def held_out_pe_run() -> tuple[Phantom, Pipeline, StudyResult]:
+    """The held-out PE phantom, the shipped models and what they say on its PE slices."""
     phantom = generate_phantom(HELD_OUT_PE_SEED, "pe", "full")
     pe_slices = [z for z, label in enumerate(phantom.slice_labels) if label == "pe"]
-    study = Pipeline.load_default().run(phantom.volume, slices=pe_slices, tasks=["segmentation"])
+    pipeline = Pipeline.load_default()
+    return phantom, pipeline, pipeline.run(phantom.volume, slices=pe_slices)
+
+
+def _shipped(task: str) -> None:
+    if task not in {load_bundle(p).config.task for p in bundle_paths()}:
+        pytest.skip(f"no demo {task} bundle installed")
+
+
+@pytest.mark.slow
+def test_demo_unet_segments_clots_of_a_held_out_phantom(held_out_pe_run) -> None:
+    _shipped("segmentation")
+    phantom, _, study = held_out_pe_run
     overlap = segmentation_overlap(
         [r.mask for r in study.slices], [phantom.pe_mask[r.index] for r in study.slices]
     )
@@ -77,13 +88,9 @@ def test_demo_unet_segments_clots_of_a_held_out_phantom() -> None:
 
 
 @pytest.mark.slow
-def test_demo_detector_boxes_clots_of_a_held_out_phantom() -> None:
-    if "detection" not in {load_bundle(p).config.task for p in bundle_paths()}:
-        pytest.skip("no demo detector installed")
-    phantom = generate_phantom(HELD_OUT_PE_SEED, "pe", "full")
-    pe_slices = [z for z, label in enumerate(phantom.slice_labels) if label == "pe"]
-    pipeline = Pipeline.load_default()
-    study = pipeline.run(phantom.volume, slices=pe_slices, tasks=["detection"])
+def test_demo_detector_boxes_clots_of_a_held_out_phantom(held_out_pe_run) -> None:
+    _shipped("detection")
+    phantom, pipeline, study = held_out_pe_run
     true_boxes = [np.asarray(phantom.boxes[r.index], float).reshape(-1, 4) for r in study.slices]
     cut = pipeline.box_score_cut()
     assert cut is not None  # chosen on validation, in the bundle
