@@ -150,10 +150,15 @@ def load_dicom_series(
             executor.submit(_decode_into, hu[z], header): z for z, header in enumerate(ordered)
         }
         done_count = 0
-        while pending:
+
+        def check_cancel() -> None:
             if should_cancel is not None and should_cancel():
                 raise LoadCancelled(f"loading {series.path} was cancelled")
+
+        while pending:
+            check_cancel()
             finished, _ = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+            # On a busy machine one wait may return many slices: answer a cancel after each.
             for future in sorted(finished, key=pending.__getitem__):
                 z = pending.pop(future)
                 stats = future.result()
@@ -162,6 +167,7 @@ def load_dicom_series(
                 done_count += 1
                 if progress is not None:
                     progress(LoadProgress(done_count, len(ordered), z, hu[z]))
+                check_cancel()
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 

@@ -165,7 +165,7 @@ def test_the_demo_preset_installs_exactly_the_bundles_that_ship() -> None:
 
 def test_installed_only_keeps_what_ships_and_what_it_starts_from(tmp_path: Path) -> None:
     demo = installed_and_ancestors(preset_experiments("demo"))
-    assert [e.name for e in demo] == ["unet_base", "unet"]
+    assert [e.name for e in demo] == ["unet_base", "unet", "detector"]
 
     def experiment(name: str, init_from: str | None, install: bool) -> Experiment:
         raw = {**experiment_dict("segmentation", install=install), "name": name}
