@@ -340,8 +340,7 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
             ),
         }
     if collected.true_boxes:
-        box_cut = pipeline.box_score_cut()
-        shown_from = DEFAULT_BOX_SCORE_CUT if box_cut is None else box_cut
+        shown_from = _shown_box_cut(pipeline)
         tasks["detection"] = {
             "metrics": detection_metrics(
                 collected.pred_boxes, collected.true_boxes, score_threshold=shown_from
@@ -375,6 +374,12 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
             ),
         }
     return tasks, curves
+
+
+def _shown_box_cut(pipeline: Pipeline) -> float:
+    """The box score from which the viewer draws boxes by default: the detector's own cut."""
+    cut = pipeline.box_score_cut()
+    return DEFAULT_BOX_SCORE_CUT if cut is None else cut
 
 
 def _triage_tasks(
@@ -435,8 +440,7 @@ def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
     With a detector, ``boxes_shown`` and ``slices_with_boxes`` count the boxes at its box
     score cut (what the viewer draws by default).
     """
-    cut = pipeline.box_score_cut()
-    cut = DEFAULT_BOX_SCORE_CUT if cut is None else cut
+    cut = _shown_box_cut(pipeline)
     rows = []
     for series in io.scan(folder):
         try:
