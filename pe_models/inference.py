@@ -19,7 +19,7 @@ from pe_models.preprocess.lung_crop import CropBox
 from pe_models.preprocess.model_input import channel_names, crop_box, model_input
 from pe_models.preprocess.stack import WindowStack
 from pe_models.resources import resources_dir
-from pe_models.study_checks import ContrastCheck, assess
+from pe_models.study_checks import Assessability, ContrastCheck, assess
 from pe_models.triage import TRIAGE_CLASSES, combine_stages, patient_probability
 from pe_models.volume import Volume
 
@@ -420,8 +420,12 @@ class Pipeline:
         volume: Volume,
         results: Sequence[SliceResult],
         tasks: Iterable[str] | None = None,
+        checks: Assessability | None = None,
     ) -> StudyResult:
         """The study-level answer from slice results (those of :meth:`run_slices`, z order).
+
+        ``checks``: :func:`~pe_models.study_checks.assess` of ``volume`` when already made (the
+        viewer's worker runs it first, to warn before the slices are done).
 
         When the U-Net gives the slice scores (no classifier or triage in ``tasks``) and its
         bundle sets ``min_clot_ml``, a slice counts towards the study only if it holds part of
@@ -451,7 +455,7 @@ class Pipeline:
             for r in counted
             if r.pe_probability is not None and r.pe_probability >= threshold
         )
-        checks = assess(volume)
+        checks = assess(volume) if checks is None else checks
         has_other = any(
             r.triage is not None and _top_class(r.triage) == "other_disease" for r in results
         )

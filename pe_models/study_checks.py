@@ -89,6 +89,16 @@ class Assessability:
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
 
+    @property
+    def slice_findings_valid(self) -> bool:
+        """Whether slice findings (masks, boxes, slice scores) mean anything on this series.
+
+        Not without lung or arterial contrast: without contrast every artery is a soft-tissue
+        tube, a filling defect to the models. Too short a stack still has valid slice
+        findings; only its study is left undecided.
+        """
+        return self.contrast.adequate and self.lungs.adequate
+
 
 def assess(volume: Volume) -> Assessability:
     """Run the checks on ``volume``; see :class:`Assessability`.

@@ -103,6 +103,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.worker = InferenceWorker(pipeline_factory, self)
         self.worker.ready.connect(self._on_models_ready)
+        self.worker.assessed.connect(self.state.set_assessment)
         self.worker.results.connect(self._on_results)
         self.worker.study.connect(self._on_study)
         self.worker.heatmap.connect(self.state.add_heatmap)

@@ -195,20 +195,20 @@ class SliceViewWidget(QtWidgets.QWidget):
         """Draw the current slice's model results as the layer styles say."""
         state = self.state
         result = state.results.get(state.z)
-        styles = state.styles
+        style = state.shown_style
         key = state.heatmap_key()
-        self.overlays.show_mask(self._mask_patches.get(state.z), styles["mask"])
+        self.overlays.show_mask(self._mask_patches.get(state.z), style("mask"))
         self.overlays.show_boxes(
-            None if result is None else state.shown_boxes(result), styles["boxes"]
+            None if result is None else state.shown_boxes(result), style("boxes")
         )
         self.overlays.show_heatmap(
-            None if key is None else self._heatmap_patches.get(key), styles["heatmap"]
+            None if key is None else self._heatmap_patches.get(key), style("heatmap")
         )
         self.overlays.show_crop(
-            None if result is None else result.crop, styles["model_view"].visible
+            None if result is None else result.crop, style("model_view").visible
         )
         badge = triage_text(result, self.score_source, self.state.threshold)
-        self.overlays.show_badge(badge, styles["triage"])
+        self.overlays.show_badge(badge, style("triage"))
 
     # -- drawing -------------------------------------------------------------------------
     def _update_info(self) -> None:

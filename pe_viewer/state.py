@@ -13,6 +13,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from pe_models.inference import DEFAULT_BOX_SCORE_CUT, SliceResult, StudyResult
+from pe_models.study_checks import Assessability
 from pe_models.volume import Volume
 
 LAYERS: dict[str, str] = {
@@ -41,6 +42,10 @@ DEFAULT_STYLES: dict[str, LayerStyle] = {
     "model_view": LayerStyle(False, 1.0),
 }
 
+WITHHELD_LAYERS = ("mask", "boxes", "triage")
+"""Layers hidden by default on a series whose slice findings mean nothing (no lung or no
+arterial contrast: see ``Assessability.slice_findings_valid``); ticking one shows it again."""
+
 
 @dataclass(frozen=True)
 class HeatmapKey:
@@ -66,6 +71,8 @@ class ViewerState(QtCore.QObject):
         Tuple of z indices whose :class:`SliceResult` just arrived.
     study_changed(object)
         The :class:`StudyResult`, or None when results were cleared.
+    assessed(object)
+        The study's :class:`Assessability`, or None when not (yet) known.
     heatmap_added(object)
         The :class:`HeatmapKey` of a Grad-CAM that just arrived.
     layer_changed(str)
@@ -77,6 +84,7 @@ class ViewerState(QtCore.QObject):
     levels_changed = QtCore.Signal(float, float)
     results_added = QtCore.Signal(object)
     study_changed = QtCore.Signal(object)
+    assessed = QtCore.Signal(object)
     heatmap_added = QtCore.Signal(object)
     layer_changed = QtCore.Signal(str)
 
@@ -87,8 +95,12 @@ class ViewerState(QtCore.QObject):
         self.levels = (-250.0, 450.0)
         self.results: dict[int, SliceResult] = {}
         self.study: StudyResult | None = None
+        self.assessment: Assessability | None = None
         self.heatmaps: dict[HeatmapKey, np.ndarray] = {}
         self.styles: dict[str, LayerStyle] = dict(DEFAULT_STYLES)
+        """The user's layer styles (saved between sessions); :meth:`shown_style` draws them."""
+        self.withheld: set[str] = set()
+        """Layers hidden on this study whatever their style (see :data:`WITHHELD_LAYERS`)."""
         self.cam_target: str | None = None
         self.cam_method = "gradcam"
         self.threshold = 0.5
@@ -103,6 +115,7 @@ class ViewerState(QtCore.QObject):
         self.results = {}
         self.study = None
         self.heatmaps = {}
+        self.set_assessment(None)
         self.z = 0 if volume is None else self._clamp(volume.shape[0] // 2 if z is None else z)
         self.volume_changed.emit(volume)
         self.study_changed.emit(None)
@@ -144,6 +157,20 @@ class ViewerState(QtCore.QObject):
         if study is not None:
             self.add_results(study.slices)
         self.study_changed.emit(study)
+
+    def set_assessment(self, assessment: Assessability | None) -> None:
+        """Store whether PE can be assessed on the study shown (None: not known).
+
+        Where its slice findings mean nothing (no lung, no arterial contrast), the
+        :data:`WITHHELD_LAYERS` are hidden until the user ticks them again.
+        """
+        self.assessment = assessment
+        invalid = assessment is not None and not assessment.slice_findings_valid
+        withheld = set(WITHHELD_LAYERS) if invalid else set()
+        changed, self.withheld = withheld ^ self.withheld, withheld
+        self.assessed.emit(assessment)
+        for layer in sorted(changed):
+            self.layer_changed.emit(layer)
 
     def add_heatmap(self, key: HeatmapKey, heatmap: np.ndarray) -> None:
         """Store a (y, x) Grad-CAM heatmap in [0, 1]."""
@@ -188,16 +215,24 @@ class ViewerState(QtCore.QObject):
     def set_style(
         self, layer: str, *, visible: bool | None = None, opacity: float | None = None
     ) -> None:
-        """Show or hide a layer, or change its opacity (0-1)."""
+        """Show or hide a layer, or change its opacity (0-1); showing one ends its withholding."""
         style = self.styles[layer]
         new = replace(
             style,
             visible=style.visible if visible is None else bool(visible),
             opacity=style.opacity if opacity is None else float(np.clip(opacity, 0, 1)),
         )
-        if new != style:
+        shown_again = bool(visible) and layer in self.withheld
+        if shown_again:
+            self.withheld.discard(layer)
+        if new != style or shown_again:
             self.styles[layer] = new
             self.layer_changed.emit(layer)
+
+    def shown_style(self, layer: str) -> LayerStyle:
+        """How ``layer`` is drawn now: its style, hidden while it is withheld."""
+        style = self.styles[layer]
+        return replace(style, visible=False) if layer in self.withheld else style
 
     def set_min_box_score(self, score: float, *, chosen: bool = False) -> None:
         """Draw and count only boxes scoring at least ``score`` (clipped to 0-1).

@@ -16,6 +16,7 @@ from PySide6 import QtCore
 
 from pe_models.bundle import BundleConfig
 from pe_models.inference import InferenceCancelled, Pipeline, SliceResult
+from pe_models.study_checks import assess
 from pe_models.volume import Volume
 from pe_viewer.state import HeatmapKey
 
@@ -66,6 +67,7 @@ class ModelsInfo:
 
 class _Signals(QtCore.QObject):
     ready = QtCore.Signal(int, object)  # job, ModelsInfo
+    assessed = QtCore.Signal(int, object)  # job, Assessability
     results = QtCore.Signal(int, object, int, int)  # job, list[SliceResult], done, total
     study = QtCore.Signal(int, object)  # job, StudyResult
     heatmap = QtCore.Signal(int, object, object)  # job, HeatmapKey, (y, x) float32
@@ -120,6 +122,8 @@ class _Job(QtCore.QRunnable):
             signals.ended.emit(self.job)
 
     def _run_study(self, pipeline: Pipeline) -> None:
+        checks = assess(self.volume)  # before the slices: the reader is warned from the start
+        self.worker.signals.assessed.emit(self.job, checks)
         n = self.volume.shape[0]
         remaining = set(range(n))
         results: list[SliceResult] = []
@@ -134,7 +138,8 @@ class _Job(QtCore.QRunnable):
             results.extend(done)
             self.worker.signals.results.emit(self.job, done, n - len(remaining), n)
         results.sort(key=lambda r: r.index)
-        self.worker.signals.study.emit(self.job, pipeline.summarise(self.volume, results))
+        study = pipeline.summarise(self.volume, results, checks=checks)
+        self.worker.signals.study.emit(self.job, study)
 
     def _serve_heatmaps(self, pipeline: Pipeline, *, final: bool = False) -> None:
         while True:
@@ -175,6 +180,8 @@ class InferenceWorker(QtCore.QObject):
     -------
     ready(object)
         :class:`ModelsInfo` once the models are loaded.
+    assessed(object)
+        The study's :class:`~pe_models.study_checks.Assessability`, before any slice result.
     results(object, int, int)
         A list of :class:`SliceResult`, slices done, slices in the study.
     study(object)
@@ -188,6 +195,7 @@ class InferenceWorker(QtCore.QObject):
     """
 
     ready = QtCore.Signal(object)
+    assessed = QtCore.Signal(object)
     results = QtCore.Signal(object, int, int)
     study = QtCore.Signal(object)
     heatmap = QtCore.Signal(object, object)
@@ -211,6 +219,7 @@ class InferenceWorker(QtCore.QObject):
         self.signals = _Signals()
         for inner, outer in (
             (self.signals.ready, self.ready),
+            (self.signals.assessed, self.assessed),
             (self.signals.results, self.results),
             (self.signals.study, self.study),
             (self.signals.heatmap, self.heatmap),

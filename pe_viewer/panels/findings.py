@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtWidgets
 
 from pe_models.inference import StudyResult
 from pe_viewer.overlays import TRIAGE_COLORS, TRIAGE_NAMES
-from pe_viewer.state import ViewerState
+from pe_viewer.state import LAYERS, WITHHELD_LAYERS, ViewerState
 from pe_viewer.worker import ModelsInfo
 
 NOT_ASSESSABLE_COLOR = "#5a5d63"
@@ -68,7 +68,8 @@ class FindingsPanel(QtWidgets.QWidget):
         state.volume_changed.connect(lambda _volume: self.refresh())
         state.results_added.connect(lambda _indices: self.refresh())
         state.study_changed.connect(lambda _study: self.refresh())
-        state.layer_changed.connect(lambda layer: self.refresh() if layer == "boxes" else None)
+        state.assessed.connect(lambda _assessment: self.refresh())
+        state.layer_changed.connect(lambda _layer: self.refresh())
 
     def set_models(self, models: ModelsInfo | None, problem: str | None = None) -> None:
         """Show the loaded models' device and cards, or why there are none."""
@@ -96,22 +97,54 @@ class FindingsPanel(QtWidgets.QWidget):
         """Redraw from the state's results (partial while the models still run)."""
         state = self.state
         study = state.study
+        assessment = state.assessment
         if state.volume is None:
-            self.decision.setText("No study open")
+            self._set_decision("No study open")
             self.summary.clear()
         elif study is not None:
             self._show_study(study)
-        elif state.results:
-            self.decision.setText(
-                f"Running models… {len(state.results)}/{state.volume.shape[0]} slices"
-            )
-            self.decision.setStyleSheet("")
-            self.summary.clear()
         else:
-            self.decision.setText("No model results yet")
-            self.decision.setStyleSheet("")
-            self.summary.clear()
+            running = (
+                f"Running models… {len(state.results)}/{state.volume.shape[0]} slices"
+                if state.results
+                else "No model results yet"
+            )
+            if assessment is not None and assessment.reasons:
+                self._set_decision(
+                    f"PE not assessable: {'; '.join(assessment.reasons)}", NOT_ASSESSABLE_COLOR
+                )
+                self.summary.setText("\n".join([running, *self._withheld_lines()]))
+            else:
+                self._set_decision(running)
+                self.summary.clear()
+        warnings: tuple[str, ...] = ()
+        if study is not None:
+            warnings = study.warnings
+        elif assessment is not None:
+            warnings = assessment.warnings
+        self.warning.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.warning.setVisible(bool(warnings))
         self._fill_slices()
+
+    def _set_decision(self, title: str, color: str | None = None) -> None:
+        self.decision.setText(title)
+        self.decision.setStyleSheet(
+            ""
+            if color is None
+            else f"background-color: {color}; color: white; "
+            "font-weight: 600; font-size: 14pt; padding: 6px;"
+        )
+
+    def _withheld_lines(self) -> list[str]:
+        if not self.state.withheld:
+            return []
+        names = ", ".join(
+            LAYERS[layer] for layer in WITHHELD_LAYERS if layer in self.state.withheld
+        )
+        return [
+            f"Hidden on this series (slice findings mean nothing here): {names}. Tick them "
+            "under Layers to show them."
+        ]
 
     def _show_study(self, study: StudyResult) -> None:
         if study.not_assessable is None:
@@ -121,11 +154,7 @@ class FindingsPanel(QtWidgets.QWidget):
         else:  # e.g. without opacified pulmonary arteries the models' PE output means nothing
             title, color = f"PE not assessable: {study.not_assessable}", NOT_ASSESSABLE_COLOR
             lines = [f"Model P(PE) {study.pe_probability:.0%}: no study decision"]
-        self.decision.setText(title)
-        self.decision.setStyleSheet(
-            f"background-color: {color}; color: white; "
-            "font-weight: 600; font-size: 14pt; padding: 6px;"
-        )
+        self._set_decision(title, color)
         lines.append(f"{len(study.positive_slices)} positive slices of {len(study.slices)}")
         if study.clot_volume_ml is not None and study.largest_clot_ml is not None:
             lines.append(
@@ -133,14 +162,10 @@ class FindingsPanel(QtWidgets.QWidget):
                 f"largest connected {study.largest_clot_ml:.2f} mL"
             )
         lines.append(f"Contrast: mediastinal blood p90 {study.contrast.p90_hu:.0f} HU")
-        self.summary.setText("\n".join(lines))
-        self.warning.setText("\n".join(f"⚠ {w}" for w in study.warnings))
-        self.warning.setVisible(bool(study.warnings))
+        self.summary.setText("\n".join(lines + self._withheld_lines()))
 
     def _fill_slices(self) -> None:
         state = self.state
-        if state.study is None:
-            self.warning.hide()
         positions = state.volume.slice_positions_mm() if state.volume is not None else np.zeros(0)
         self.slices.clear()
         items = []

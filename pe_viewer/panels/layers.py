@@ -94,7 +94,8 @@ class LayerPanel(QtWidgets.QWidget):
 
     def sync(self) -> None:
         """Show the state's styles without feeding changes back."""
-        for layer, style in self.state.styles.items():
+        for layer in self.state.styles:
+            style = self.state.shown_style(layer)
             with (
                 QtCore.QSignalBlocker(self.visible[layer]),
                 QtCore.QSignalBlocker(self.opacity[layer]),

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6 import QtCore
 
+from pe_models import io
 from pe_models.inference import Pipeline
+from pe_models.study_checks import ContrastCheck, assess
 from pe_viewer.main_window import MainWindow
 from tests.model_bundles import make_bundles, make_oracle_bundles
 from tests.viewer.conftest import LOAD_TIMEOUT_MS, MODELS_TIMEOUT_MS, _make_window
@@ -268,13 +271,52 @@ def test_a_study_without_contrast_is_not_assessable_for_pe(qtbot, oracle_window,
     from pe_models.synth.writers import write_study
 
     write_study(generate_phantom(4, "pe", "test", contrast=False), tmp_path / "plain")
+    findings = oracle_window.findings
+    on_first_results: list[tuple[str, bool]] = []
+    oracle_window.worker.results.connect(
+        lambda *_: on_first_results.append((findings.decision.text(), findings.warning.isVisible()))
+    )
     study = _open_and_run(qtbot, oracle_window, tmp_path / "plain" / "dicom")
     assert not study.contrast.adequate
     assert study.triage != "pe"
-    findings = oracle_window.findings
+    # The reader is told before the first slice result arrives, not once every slice is done.
+    assert on_first_results[0] == ("PE not assessable: no arterial contrast", True)
     assert findings.decision.text() == "PE not assessable: no arterial contrast"
     assert "no pulmonary arterial contrast" in findings.warning.text()
     assert findings.warning.isVisible()
+
+    # Without contrast every artery looks like a filling defect: mask, boxes and badge are hidden
+    # (the user's own layer styles stay as they were) until the reader ticks them again.
+    state, layers = oracle_window.state, oracle_window.layers
+    overlays = oracle_window.slice_view.overlays
+    state.set_slice(next(z for z, r in state.results.items() if r.mask is not None))
+    assert state.withheld == {"mask", "boxes", "triage"}
+    assert state.styles["mask"].visible
+    assert not layers.visible["mask"].isChecked()
+    assert not overlays.mask.isVisible()
+    assert not overlays.boxes.isVisible()
+    assert not overlays.badge.isVisible()
+    assert "Hidden on this series" in findings.summary.text()
+    layers.visible["mask"].setChecked(True)
+    assert overlays.mask.isVisible()
+    assert not overlays.boxes.isVisible()
+    assert state.withheld == {"boxes", "triage"}
+
+
+def test_layers_hidden_on_a_study_without_contrast_come_back_on_the_next(
+    qtbot, oracle_window, phantom_study
+) -> None:
+    state = oracle_window.state
+    plain = replace(assess(io.load(phantom_study)), contrast=ContrastCheck(False, 40.0))
+    state.set_assessment(plain)  # as a plain scan opened before would have left it
+    assert state.withheld == {"mask", "boxes", "triage"}
+    study = _open_and_run(qtbot, oracle_window, phantom_study)
+    assert study.contrast.adequate
+    assert not state.withheld
+    state.set_slice(study.positive_slices[0])
+    assert oracle_window.slice_view.overlays.mask.isVisible()
+    assert oracle_window.layers.visible["boxes"].isChecked()
+    assert "Hidden" not in oracle_window.findings.summary.text()
 
 
 def test_a_bad_study_opened_meanwhile_leaves_the_models_running_on_the_shown_one(
