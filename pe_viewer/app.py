@@ -50,7 +50,10 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         action="append",
         default=[],
         choices=list(LAYERS),
-        help="turn an overlay layer on for this run (repeatable), e.g. --show heatmap",
+        help=(
+            "turn an overlay layer on for this run (repeatable), e.g. --show heatmap; on a "
+            "series without lung or contrast, mask, boxes and badge still start hidden"
+        ),
     )
     parser.add_argument(
         "--hide",

@@ -13,6 +13,8 @@ from pe_viewer.state import LAYERS, WITHHELD_LAYERS, ViewerState
 from pe_viewer.worker import ModelsInfo
 
 NOT_ASSESSABLE_COLOR = "#5a5d63"
+POSITIVE_SLICES = "Positive slices"
+FLAGGED_NOT_ASSESSABLE = "Slices over the threshold (not findings: PE is not assessable here)"
 
 SCORE_SOURCES = {
     "classification": "slice classifier",
@@ -60,7 +62,8 @@ class FindingsPanel(QtWidgets.QWidget):
         layout.addWidget(self.decision)
         layout.addWidget(self.summary)
         layout.addWidget(self.warning)
-        layout.addWidget(QtWidgets.QLabel("Positive slices"))
+        self.slices_label = QtWidgets.QLabel(POSITIVE_SLICES)
+        layout.addWidget(self.slices_label)
         layout.addWidget(self.slices, stretch=2)
         layout.addWidget(QtWidgets.QLabel("Models"))
         layout.addWidget(self.cards, stretch=1)
@@ -122,6 +125,8 @@ class FindingsPanel(QtWidgets.QWidget):
             warnings = study.warnings
         elif assessment is not None:
             warnings = assessment.warnings
+        not_assessable = assessment is not None and not assessment.slice_findings_valid
+        self.slices_label.setText(FLAGGED_NOT_ASSESSABLE if not_assessable else POSITIVE_SLICES)
         self.warning.setText("\n".join(f"⚠ {w}" for w in warnings))
         self.warning.setVisible(bool(warnings))
         self._fill_slices()
