@@ -109,6 +109,68 @@ class MultiWindowCbamDrn(nn.Module):
         return self.head(torch.cat(pooled, dim=1))
 
 
+def branches_from_encoder(
+    model: MultiWindowCbamDrn,
+    encoder: nn.Module,
+    encoder_windows: Sequence[str],
+    windows: Sequence[str],
+) -> list[str]:
+    """Start each window's branch from a timm ResNet encoder of the same depth and widths.
+
+    The encoder (a seed-1 classifier's or U-Net's, e.g. the demo U-Net's resnet10t) saw the
+    ``encoder_windows`` as input channels; branch ``i`` sees window ``windows[i]`` alone, so
+    its first convolution takes the encoder's filters of that window's channel. Every other
+    stem and stage tensor passes as it is (dilation changes no weight's shape); the CBAM
+    blocks and the head start fresh.
+
+    Returns
+    -------
+    list[str]
+        The names of the tensors set, in ``model``.
+
+    Raises
+    ------
+    ValueError
+        A window the encoder never saw, or an encoder of other widths.
+    """
+    state = encoder.state_dict()
+    update = {}
+    for i, window in enumerate(windows):
+        if window not in encoder_windows:
+            raise ValueError(
+                f"window {window!r} is not an input of the encoder ({', '.join(encoder_windows)})"
+            )
+        channel = encoder_windows.index(window)
+        for name, tensor in model.branches[i].state_dict().items():
+            source = _resnet_name(name)
+            if source not in state:
+                continue  # CBAM and head: not in a ResNet
+            value = state[source]
+            if name == FIRST_CONV:
+                value = value[:, channel : channel + 1]
+            if value.shape != tensor.shape:
+                raise ValueError(
+                    f"{source}: encoder {tuple(value.shape)}, branch {tuple(tensor.shape)}"
+                )
+            update[f"branches.{i}.{name}"] = value
+    model.load_state_dict(update, strict=False)
+    return list(update)
+
+
+FIRST_CONV = "stem.0.0.weight"
+"""The first convolution of a branch's deep (resnet-t/d) stem."""
+
+
+def _resnet_name(name: str) -> str:
+    """A branch tensor's name in the timm ResNet it was built from."""
+    parts = name.split(".")
+    if parts[0] == "stem":  # Sequential(conv1, bn1, act1, maxpool)
+        return ".".join([("conv1", "bn1")[int(parts[1])], *parts[2:]])
+    if parts[0] == "stages":
+        return ".".join([f"layer{int(parts[1]) + 1}", *parts[2:]])
+    return name
+
+
 @register("cbam_drn")
 def build_cbam_drn(
     *,

@@ -26,6 +26,7 @@ import yaml
 
 from pe_models.bundle import TASKS
 from pe_models.data.slices import InputSpec
+from pe_models.train.samples import PATCH_LABEL_TASKS
 
 SOURCES = ("phantoms", "folder", "rsna", "fumpe")
 MASK_TASKS = ("segmentation", "integrated")
@@ -195,10 +196,11 @@ class Experiment:
         """Whether training draws lesion-centred patches (``Patches``).
 
         Segmentation and detection always (the whole input when ``train.patch`` is None), a
-        classifier when ``train.patch`` is set (target: PE in the patch).
+        classifier or a triage stage when ``train.patch`` is set (target: a lesion in the
+        patch, see :data:`~pe_models.train.samples.PATCH_LABEL_TASKS`).
         """
         return self.task in ("segmentation", "detection") or (
-            self.task == "classification" and bool(self.train.patch)
+            self.task in PATCH_LABEL_TASKS and bool(self.train.patch)
         )
 
 

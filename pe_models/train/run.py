@@ -22,6 +22,7 @@ from pe_models.data.phantoms import phantom_records
 from pe_models.data.records import StudyRecord, split_by_patient
 from pe_models.data.slices import PreparedStudy, prepare_studies
 from pe_models.nets import build
+from pe_models.nets.cbam_drn import MultiWindowCbamDrn, branches_from_encoder
 from pe_models.nets.unet import copy_matching, timm_encoder
 from pe_models.resources import resources_dir
 from pe_models.synth.phantom import PHANTOM_VERSION
@@ -158,8 +159,10 @@ def build_network(experiment: Experiment, init_bundle: Path | None) -> nn.Module
     A bundle of the same architecture passes on every tensor (fine-tuning). Across seed-1
     networks (classifier, U-Net, detector, integrated model) the timm encoder passes: a U-Net
     starts from the classifier's encoder (seed 1, steps 4-6), the detector from its backbone
-    (seed 1's localiser), and the other way round a classifier from a U-Net's encoder. Other
-    models take every tensor whose name and shape match (triage stage 2 from stage 1).
+    (seed 1's localiser), and the other way round a classifier from a U-Net's encoder. A
+    multi-window CBAM-DRN (triage) starts each window's branch from a seed-1 encoder
+    (:func:`~pe_models.nets.cbam_drn.branches_from_encoder`). Other models take every tensor
+    whose name and shape match (triage stage 2 from stage 1).
     """
     model = build(experiment.model.arch, **builder_kwargs(experiment))
     if init_bundle is None:
@@ -168,6 +171,10 @@ def build_network(experiment: Experiment, init_bundle: Path | None) -> nn.Module
     source = bundle.build_model()
     if experiment.task in SEED1_TASKS and bundle.config.arch != experiment.model.arch:
         copied = copy_matching(timm_encoder(source), timm_encoder(model))
+    elif isinstance(model, MultiWindowCbamDrn) and bundle.config.task in SEED1_TASKS:
+        copied = branches_from_encoder(
+            model, timm_encoder(source), bundle.config.input_windows, experiment.input.windows
+        )
     else:
         copied = copy_matching(source, model)
     log.info("%s: %d tensors copied from %s", experiment.name, len(copied), init_bundle)

@@ -219,8 +219,12 @@ def _slices_with_pixels(masks: np.ndarray | StoredSlices | None, count: int) -> 
     return np.asarray(np.asarray(masks).any(axis=(1, 2)))
 
 
-PATCH_TASKS = ("segmentation", "detection", "classification")
-"""Tasks that can train on patches (a classifier learns "is there PE in this patch")."""
+PATCH_LABEL_TASKS = ("classification", "triage_stage1", "triage_stage2")
+"""Binary tasks that can train on patches, target "the patch holds a lesion pixel": a PE
+pixel, or for triage stage 1 a PE or other-disease pixel (seed 2's "diseased")."""
+
+PATCH_TASKS = ("segmentation", "detection", *PATCH_LABEL_TASKS)
+"""Tasks that can train on patches."""
 
 
 class Patches(_Sampled):
@@ -236,8 +240,10 @@ class Patches(_Sampled):
     Items: (image float32 (C, P, P), target), where the target is a uint8 (P, P) mask for
     ``segmentation``, torchvision's ``{"boxes": (k, 4), "labels": (k,)}`` for ``detection``
     (boxes clipped to the patch, see :func:`detection_target`) and a float32 scalar, 1 when
-    the patch holds a PE mask pixel, for ``classification``. ``patch=None`` uses the whole
-    input.
+    the patch holds a PE mask pixel, for ``classification`` and ``triage_stage2``. For
+    ``triage_stage1`` (WNL vs diseased) other-disease lesions count as lesions too: patches
+    are centred on either, and the target is 1 when the patch holds a pixel of either.
+    ``patch=None`` uses the whole input.
 
     A classifier with global max pooling trained on patches learns a local finding, a clot,
     rather than whatever else tells its slices apart (their level, the study); it then scores
@@ -266,7 +272,10 @@ class Patches(_Sampled):
             raise ValueError(f"{task} on patches needs PE masks; none for {', '.join(unmasked)}")
         self.task = task
         self.patch = patch or spec.size
+        self.counts_other = task == "triage_stage1"
         self.lesions = lesion_slices(self.studies)
+        if self.counts_other:
+            self.lesions = sorted(set(self.lesions) | set(mimic_slices(self.studies)))
         self.all = [(s, k) for s, study in enumerate(self.studies) for k in range(len(study.z))]
         if not self.lesions:
             raise ValueError(f"{task} needs slices with PE masks or boxes; found none")
@@ -300,14 +309,21 @@ class Patches(_Sampled):
         image = self._image((study, k))[:, y0 : y0 + patch, x0 : x0 + patch]
         if self.task == "detection":
             return image, self._boxes(study, k, y0, x0)
-        masks = self.studies[study].masks
-        assert masks is not None  # checked in __init__
-        mask = torch.from_numpy(masks[k][y0 : y0 + patch, x0 : x0 + patch].copy())
-        if self.task == "classification":
+        mask = self._lesion_mask(study, k)[y0 : y0 + patch, x0 : x0 + patch]
+        if self.task in PATCH_LABEL_TASKS:
             if rng.random() < 0.5:
                 image = image.flip(-1)
             return image, torch.tensor(float(mask.any()))
-        return image, mask
+        return image, torch.from_numpy(mask.copy())
+
+    def _lesion_mask(self, study: int, k: int) -> np.ndarray:
+        """(S, S) uint8: the PE mask of slice ``k``, with other lesions where they count."""
+        prepared = self.studies[study]
+        assert prepared.masks is not None  # checked in __init__
+        mask = np.asarray(prepared.masks[k])  # one read from the cache
+        if self.counts_other and prepared.other_masks is not None:
+            mask = mask | np.asarray(prepared.other_masks[k])
+        return mask
 
     def _window_around(self, point: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
         """Top-left corner of a patch holding ``point`` (y, x), not within 1/8 of its edge."""
@@ -319,7 +335,7 @@ class Patches(_Sampled):
 
     def _lesion_point(self, study: int, k: int, rng: np.random.Generator) -> tuple[int, int]:
         prepared = self.studies[study]
-        mask = None if prepared.masks is None else prepared.masks[k]  # one read from the cache
+        mask = None if prepared.masks is None else self._lesion_mask(study, k)
         if mask is not None and mask.any():
             return _random_pixel(mask, rng)
         assert prepared.boxes is not None

@@ -23,6 +23,8 @@ from pe_models.data.slices import (
     select_slices,
 )
 from pe_models.inference import Pipeline, model_view
+from pe_models.nets import build
+from pe_models.nets.cbam_drn import branches_from_encoder
 from pe_models.preprocess.lung_crop import CropBox
 from pe_models.resources import resources_dir
 from pe_models.synth.phantom import generate_phantom
@@ -398,6 +400,42 @@ def test_mimic_patches_are_centred_on_other_disease(prepared: list) -> None:
     unmasked = [replace(s, other_masks=None) for s in prepared]
     with pytest.raises(ValueError, match="needs studies with other-disease masks"):
         Patches(unmasked, spec, "segmentation", mimic_fraction=0.5, **options)
+
+
+def test_triage_patches_count_other_disease_as_a_lesion_in_stage1_only(prepared: list) -> None:
+    spec = InputSpec(tuple(RGB), size=64)
+    options = {"length": 60, "patch": 32}
+    stage1 = Patches(prepared, spec, "triage_stage1", positive_fraction=1.0, **options)
+    assert all(float(stage1[i][1]) == 1.0 for i in range(len(stage1)))
+    pe_only = [r for r in stage1.lesions if prepared[r[0]].masks[r[1]].any()]
+    assert len(pe_only) < len(stage1.lesions)  # slices with only other disease are centres too
+    # Far from a lesion, a patch is "diseased" exactly when it holds a PE or other pixel.
+    anywhere = Patches(prepared, spec, "triage_stage1", positive_fraction=0.0, **options)
+    stage2 = Patches(prepared, spec, "triage_stage2", positive_fraction=0.0, **options)
+    pe_pixels = Patches(prepared, spec, "segmentation", positive_fraction=0.0, **options)
+    diseased = [float(anywhere[i][1]) for i in range(len(anywhere))]
+    pe = [float(stage2[i][1]) for i in range(len(stage2))]
+    assert pe == [float(pe_pixels[i][1].any()) for i in range(len(pe_pixels))]
+    assert all(d >= p for d, p in zip(diseased, pe, strict=True))
+    assert sum(diseased) > sum(pe)
+
+
+def test_triage_branches_start_from_a_seed1_encoder_window_by_window() -> None:
+    kwargs = {"channels": [8, 8, 16, 16]}
+    encoder = build("classifier", backbone="resnet10t", in_chans=3, **kwargs)
+    triage = build("mwl_cbam_drn", depth="resnet10t", windows=2, **kwargs)
+    names = branches_from_encoder(
+        triage, encoder, ("lung", "vascular", "mediastinal"), ("vascular", "lung")
+    )
+    first = [b.stem[0][0].weight for b in triage.branches]
+    assert torch.equal(first[0][:, 0], encoder.conv1[0].weight[:, 1])  # vascular channel
+    assert torch.equal(first[1][:, 0], encoder.conv1[0].weight[:, 0])  # lung channel
+    assert torch.equal(triage.branches[1].stages[3][0].conv2.weight, encoder.layer4[0].conv2.weight)
+    assert not any("attention" in n or "head" in n for n in names)
+    with pytest.raises(ValueError, match="window 'wide' is not an input of the encoder"):
+        branches_from_encoder(
+            triage, encoder, ("lung", "vascular", "mediastinal"), ("vascular", "wide")
+        )
 
 
 @pytest.mark.slow
