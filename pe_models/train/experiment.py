@@ -132,7 +132,8 @@ class TrainSpec:
         so that the level of the slice gives nothing away.
     patch
         Train on square patches of this size (None: whole input). Segmentation and detection;
-        also a classifier when the studies have PE masks (target: PE in the patch).
+        also a classifier or a triage stage when the studies have PE masks (target: a lesion
+        in the patch).
     val_every
         Validate every this many steps; the best validation score is kept.
     patience

@@ -8,6 +8,10 @@ from PySide6 import QtCore
 
 from pe_viewer.state import ViewerState
 
+PE_COLOR = "#ff6b5b"
+NOT_ASSESSABLE_COLOR = "#9a9a9a"
+"""Curve and dots on a series where slice findings mean nothing (no lung, no contrast)."""
+
 
 class ZPlotWidget(pg.PlotWidget):
     """A strip of per-slice PE probability (x: slice index, y: probability).
@@ -15,7 +19,8 @@ class ZPlotWidget(pg.PlotWidget):
     Slices not yet run are gaps. The dashed line is the slice threshold; the yellow line is the
     slice shown and can be dragged; a click anywhere jumps to that slice. Filled dots mark the
     slices the study counts as positive; hollow dots mark slices at or above the threshold that
-    it does not count (a U-Net speck smaller than the bundle's ``min_clot_ml``).
+    it does not count (a U-Net speck smaller than the bundle's ``min_clot_ml``). On a series
+    without lung or arterial contrast the curve and dots are grey: model output, not findings.
     """
 
     def __init__(self, state: ViewerState) -> None:
@@ -28,8 +33,8 @@ class ZPlotWidget(pg.PlotWidget):
         self.setLabel("bottom", "slice")
         self.setLabel("left", "P(PE)")
         self.getPlotItem().showGrid(x=False, y=True, alpha=0.2)
-        self.curve = self.plot(pen=pg.mkPen("#ff6b5b", width=2), connect="finite")
-        self.counted = pg.ScatterPlotItem(size=6, pen=None, brush=pg.mkBrush("#ff6b5b"))
+        self.curve = self.plot(pen=pg.mkPen(PE_COLOR, width=2), connect="finite")
+        self.counted = pg.ScatterPlotItem(size=6, pen=None, brush=pg.mkBrush(PE_COLOR))
         self.uncounted = pg.ScatterPlotItem(
             size=6, pen=pg.mkPen("#9a9a9a", width=1.2), brush=pg.mkBrush(None)
         )
@@ -50,6 +55,7 @@ class ZPlotWidget(pg.PlotWidget):
         state.volume_changed.connect(self._on_volume_changed)
         state.results_added.connect(lambda _indices: self.redraw())
         state.study_changed.connect(lambda _study: self.redraw())
+        state.assessed.connect(lambda _assessment: self.redraw())
         state.slice_changed.connect(self._on_slice_changed)
 
     def _on_volume_changed(self, volume: object) -> None:
@@ -61,6 +67,11 @@ class ZPlotWidget(pg.PlotWidget):
     def redraw(self) -> None:
         """Plot the probabilities known so far and mark the positive slices."""
         values = self.state.pe_probabilities()
+        assessment = self.state.assessment
+        valid = assessment is None or assessment.slice_findings_valid
+        color = PE_COLOR if valid else NOT_ASSESSABLE_COLOR
+        self.curve.setPen(pg.mkPen(color, width=2))
+        self.counted.setBrush(pg.mkBrush(color))
         self.threshold_line.setValue(self.state.threshold)
         if np.isfinite(values).any():
             self.curve.setData(np.arange(values.size), values)

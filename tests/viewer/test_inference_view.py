@@ -298,6 +298,7 @@ def test_a_study_without_contrast_is_not_assessable_for_pe(qtbot, oracle_window,
     assert not overlays.badge.isVisible()
     assert "Hidden on this series" in findings.summary.text()
     assert "not findings" in findings.slices_label.text()
+    assert oracle_window.zplot.curve.opts["pen"].color().name() == "#9a9a9a"  # grey, not red
     layers.visible["mask"].setChecked(True)
     assert overlays.mask.isVisible()
     assert not overlays.boxes.isVisible()
@@ -319,6 +320,7 @@ def test_layers_hidden_on_a_study_without_contrast_come_back_on_the_next(
     assert oracle_window.layers.visible["boxes"].isChecked()
     assert "Hidden" not in oracle_window.findings.summary.text()
     assert oracle_window.findings.slices_label.text() == "Positive slices"
+    assert oracle_window.zplot.curve.opts["pen"].color().name() == "#ff6b5b"
 
 
 def test_a_bad_study_opened_meanwhile_leaves_the_models_running_on_the_shown_one(
