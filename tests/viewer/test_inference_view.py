@@ -297,6 +297,7 @@ def test_a_study_without_contrast_is_not_assessable_for_pe(qtbot, oracle_window,
     assert not overlays.boxes.isVisible()
     assert not overlays.badge.isVisible()
     assert "Hidden on this series" in findings.summary.text()
+    assert "positive slices" not in findings.summary.text()
     assert "not findings" in findings.slices_label.text()
     assert oracle_window.zplot.curve.opts["pen"].color().name() == "#9a9a9a"  # grey, not red
     layers.visible["mask"].setChecked(True)
