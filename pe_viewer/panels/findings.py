@@ -72,7 +72,10 @@ class FindingsPanel(QtWidgets.QWidget):
         state.results_added.connect(lambda _indices: self.refresh())
         state.study_changed.connect(lambda _study: self.refresh())
         state.assessed.connect(lambda _assessment: self.refresh())
-        state.layer_changed.connect(lambda _layer: self.refresh())
+        # Box counts follow the box score cut; the summary names the layers withheld.
+        state.layer_changed.connect(
+            lambda layer: self.refresh() if layer in WITHHELD_LAYERS else None
+        )
 
     def set_models(self, models: ModelsInfo | None, problem: str | None = None) -> None:
         """Show the loaded models' device and cards, or why there are none."""
