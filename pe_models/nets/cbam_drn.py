@@ -109,6 +109,10 @@ class MultiWindowCbamDrn(nn.Module):
         return self.head(torch.cat(pooled, dim=1))
 
 
+FIRST_CONV = "stem.0.0.weight"
+"""The first convolution of a branch's deep (resnet-t/d) stem."""
+
+
 def branches_from_encoder(
     model: MultiWindowCbamDrn,
     encoder: nn.Module,
@@ -155,10 +159,6 @@ def branches_from_encoder(
             update[f"branches.{i}.{name}"] = value
     model.load_state_dict(update, strict=False)
     return list(update)
-
-
-FIRST_CONV = "stem.0.0.weight"
-"""The first convolution of a branch's deep (resnet-t/d) stem."""
 
 
 def _resnet_name(name: str) -> str:
