@@ -452,9 +452,7 @@ def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
         row = study_summary(_series_label(series, folder), volume, result)
         row["contrast_hint"] = series.contrast_hint
         if "detection" in pipeline.models:
-            shown = [
-                int(np.count_nonzero(r.boxes.reshape(-1, 5)[:, 4] >= cut)) for r in result.slices
-            ]
+            shown = [len(r.boxes_scoring(cut)) for r in result.slices]
             row["boxes_shown"] = sum(shown)
             row["slices_with_boxes"] = sum(n > 0 for n in shown)
         rows.append(row)

@@ -55,6 +55,11 @@ class SliceResult:
     mask: np.ndarray | None
     crop: CropBox
 
+    def boxes_scoring(self, cut: float) -> np.ndarray:
+        """(N, 5) boxes scoring at least ``cut``: what the viewer draws at that box score cut."""
+        boxes = np.asarray(self.boxes, dtype=float).reshape(-1, 5)
+        return boxes[boxes[:, 4] >= cut]
+
 
 @dataclass(frozen=True)
 class StudyResult:

@@ -165,12 +165,15 @@ class ViewerState(QtCore.QObject):
         :data:`WITHHELD_LAYERS` are hidden until the user ticks them again.
         """
         self.assessment = assessment
-        invalid = assessment is not None and not assessment.slice_findings_valid
-        withheld = set(WITHHELD_LAYERS) if invalid else set()
+        withheld = set() if self.findings_valid() else set(WITHHELD_LAYERS)
         changed, self.withheld = withheld ^ self.withheld, withheld
         self.assessed.emit(assessment)
         for layer in sorted(changed):
             self.layer_changed.emit(layer)
+
+    def findings_valid(self) -> bool:
+        """Whether the slice findings mean anything on the study shown (True until checked)."""
+        return self.assessment is None or self.assessment.slice_findings_valid
 
     def add_heatmap(self, key: HeatmapKey, heatmap: np.ndarray) -> None:
         """Store a (y, x) Grad-CAM heatmap in [0, 1]."""
@@ -255,8 +258,7 @@ class ViewerState(QtCore.QObject):
 
     def shown_boxes(self, result: SliceResult) -> np.ndarray:
         """(N, 5) boxes of ``result`` at or above the box score cut."""
-        boxes = np.asarray(result.boxes, dtype=float).reshape(-1, 5)
-        return boxes[boxes[:, 4] >= self.min_box_score]
+        return result.boxes_scoring(self.min_box_score)
 
     def set_cam(self, *, target: str | None = None, method: str | None = None) -> None:
         """Choose which model Grad-CAM explains and with which method."""

@@ -129,7 +129,7 @@ class FindingsPanel(QtWidgets.QWidget):
         elif assessment is not None:
             warnings = assessment.warnings
         self.slices_label.setText(
-            POSITIVE_SLICES if self._findings_valid() else FLAGGED_NOT_ASSESSABLE
+            POSITIVE_SLICES if self.state.findings_valid() else FLAGGED_NOT_ASSESSABLE
         )
         self.warning.setText("\n".join(f"⚠ {w}" for w in warnings))
         self.warning.setVisible(bool(warnings))
@@ -143,10 +143,6 @@ class FindingsPanel(QtWidgets.QWidget):
             else f"background-color: {color}; color: white; "
             "font-weight: 600; font-size: 14pt; padding: 6px;"
         )
-
-    def _findings_valid(self) -> bool:
-        assessment = self.state.assessment
-        return assessment is None or assessment.slice_findings_valid
 
     def _withheld_lines(self) -> list[str]:
         if not self.state.withheld:
@@ -168,7 +164,7 @@ class FindingsPanel(QtWidgets.QWidget):
             title, color = f"PE not assessable: {study.not_assessable}", NOT_ASSESSABLE_COLOR
             lines = [f"Model P(PE) {study.pe_probability:.0%}: no study decision"]
         self._set_decision(title, color)
-        flagged = "positive slices" if self._findings_valid() else "slices over the threshold"
+        flagged = "positive slices" if self.state.findings_valid() else "slices over the threshold"
         lines.append(f"{len(study.positive_slices)} {flagged} of {len(study.slices)}")
         if study.clot_volume_ml is not None and study.largest_clot_ml is not None:
             lines.append(

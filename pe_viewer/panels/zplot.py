@@ -67,9 +67,7 @@ class ZPlotWidget(pg.PlotWidget):
     def redraw(self) -> None:
         """Plot the probabilities known so far and mark the positive slices."""
         values = self.state.pe_probabilities()
-        assessment = self.state.assessment
-        valid = assessment is None or assessment.slice_findings_valid
-        color = PE_COLOR if valid else NOT_ASSESSABLE_COLOR
+        color = PE_COLOR if self.state.findings_valid() else NOT_ASSESSABLE_COLOR
         self.curve.setPen(pg.mkPen(color, width=2))
         self.counted.setBrush(pg.mkBrush(color))
         self.threshold_line.setValue(self.state.threshold)
