@@ -64,6 +64,11 @@ class BundleConfig:
         Names of the outputs (for detection: without the background).
     threshold
         Decision threshold on the output probability, when one was calibrated.
+    scores_slices
+        False: beside a model that does (see ``Pipeline.slice_score_source``), this one does
+        not give the slice PE probability and the study decision; it still gives its own
+        outputs (its score as a second opinion, triage labels, Grad-CAM). Set where another
+        model scored the validation slices better.
     """
 
     arch: str
@@ -76,6 +81,7 @@ class BundleConfig:
     context_mm: float = 0.0
     class_names: tuple[str, ...] = ("pe",)
     threshold: float | None = None
+    scores_slices: bool = True
     version: int = BUNDLE_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 

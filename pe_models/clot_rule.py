@@ -1,8 +1,8 @@
 """Choosing a U-Net's study rule (``min_clot_ml``) on validation studies.
 
-With no classifier installed, a study is PE only when the U-Net finds a 3D-connected clot of
-at least ``min_clot_ml``. The cut trades PE studies found against studies without PE cleared.
-The rule used for the demo U-Net: **the largest cut that keeps every PE study found on its
+While the U-Net gives the slice PE score, a study is PE only when it finds a 3D-connected
+clot of at least ``min_clot_ml``. The cut trades PE studies found against studies without PE
+cleared. The rule used for the demo U-Net: **the largest cut that keeps every PE study found on its
 true clot**, i.e. through a predicted component of which enough lies on the true clot
 (``largest_on_clot_ml`` in ``pe-eval``'s study rows). A study found only through a false piece
 is found by luck and does not bind the cut. Sensitivity comes first; specificity is what the

@@ -48,7 +48,7 @@ SCORE_NOTES = {
     "classification": "the slice classifier's probability",
     "triage": "triage P(PE) = P(diseased) x P(PE | diseased)",
     "integrated": "the integrated model's classification head",
-    "segmentation": "the U-Net's highest pixel probability (no classifier installed)",
+    "segmentation": "the U-Net's highest pixel probability",
 }
 """What the slice PE probability is, by :meth:`Pipeline.slice_score_source`."""
 ON_CLOT_SHARE = 0.3
@@ -66,6 +66,9 @@ class Collected:
     labels: list[str] = field(default_factory=list)
     slice_patient: list[str] = field(default_factory=list)
     pe_score: list[float] = field(default_factory=list)
+    other_scores: dict[str, list[float]] = field(default_factory=dict)
+    """Slice PE scores of the models beside the one giving ``pe_score`` (second opinions), by
+    source, when they ran on every slice."""
     triage: list[list[float]] = field(default_factory=list)
     pred_masks: list[np.ndarray] = field(default_factory=list)
     true_masks: list[np.ndarray] = field(default_factory=list)
@@ -170,6 +173,7 @@ def collect(
     score_source = pipeline.slice_score_source()
     every_slice = [t for t in pipeline.tasks if t not in PIXEL_TASKS or t == score_source]
     sampled = [t for t in pipeline.tasks if t not in every_slice]
+    others = pipeline.other_slice_scores(every_slice)
     out = Collected()
     for record in records:
         study = record.load()
@@ -192,6 +196,8 @@ def collect(
                 out.labels.append(labels[r.index])
                 out.slice_patient.append(record.patient_id)
                 out.pe_score.append(np.nan if r.pe_probability is None else r.pe_probability)
+                for source in others:
+                    out.other_scores.setdefault(source, []).append(r.model_scores[source])
                 out.triage.append(
                     [r.triage[c] for c in TRIAGE_CLASSES] if r.triage else [np.nan] * 3
                 )
@@ -306,6 +312,14 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
             "metrics": _rsna_loss(collected, truth, score),
             "note": "negative_exam_for_pe = 1 - study PE probability; pe_present_on_image",
         }
+        for other, other_score in collected.other_scores.items():
+            metrics, curves[f"slice_pe_{other}"] = _binary_task(
+                truth, np.asarray(other_score), pipeline.source_threshold(other)
+            )
+            tasks[f"slice_pe_{other}"] = {
+                "metrics": metrics,
+                "note": f"{SCORE_NOTES[other]}, every slice: a second opinion, not the decision",
+            }
     if {"triage_stage1", "triage_stage2"} <= set(pipeline.tasks):
         tasks.update(_triage_tasks(collected, labels, curves))
     if collected.patient_pe:

@@ -46,6 +46,9 @@ class SliceResult:
         (y, x) uint8 predicted PE mask, or None without a segmentation model.
     crop
         The crop the models saw.
+    model_scores
+        Every slice PE score the models gave, by source (see
+        :meth:`Pipeline.slice_score_sources`); ``pe_probability`` is one of them.
     """
 
     index: int
@@ -54,6 +57,7 @@ class SliceResult:
     boxes: np.ndarray
     mask: np.ndarray | None
     crop: CropBox
+    model_scores: dict[str, float] = field(default_factory=dict)
 
     def boxes_scoring(self, cut: float) -> np.ndarray:
         """(N, 5) boxes scoring at least ``cut``: what the viewer draws at that box score cut."""
@@ -118,6 +122,15 @@ def config_input(
         volume, slices, crops, windows, config.input_size, context_mm=config.context_mm
     )
 
+
+TRIAGE_TASKS = frozenset({"triage_stage1", "triage_stage2"})
+SCORE_SOURCE_TASKS: dict[str, frozenset[str]] = {
+    "classification": frozenset({"classification"}),
+    "triage": TRIAGE_TASKS,
+    "integrated": frozenset({"integrated"}),
+    "segmentation": frozenset({"segmentation"}),
+}
+"""The models that give each slice PE score, in the order the score source is preferred."""
 
 DEFAULT_BOX_SCORE_CUT = 0.5
 """Box score cut when the detector's bundle sets none (its ``threshold``): torchvision keeps
@@ -331,15 +344,15 @@ class Pipeline:
     ) -> list[SliceResult]:
         height, width = volume.shape[1:]
         n = len(batch)
-        pe: list[float | None] = [None] * n
+        scores: dict[str, list[float]] = {}
         triage: list[dict[str, float] | None] = [None] * n
         boxes = [np.zeros((0, 5))] * n
         masks: list[np.ndarray | None] = [None] * n
         crops_by_mode: dict[str, list[CropBox]] = {}
         if "classification" in active:
             logits, _ = self._forward("classification", volume, batch, crops_by_mode)
-            pe = torch.sigmoid(logits[:, 0]).cpu().tolist()
-        if {"triage_stage1", "triage_stage2"} <= active:
+            scores["classification"] = torch.sigmoid(logits[:, 0]).cpu().tolist()
+        if active >= TRIAGE_TASKS:
             stage1, _ = self._forward("triage_stage1", volume, batch, crops_by_mode)
             stage2, _ = self._forward("triage_stage2", volume, batch, crops_by_mode)
             combined = combine_stages(
@@ -347,56 +360,75 @@ class Pipeline:
                 torch.sigmoid(stage2[:, 0]).cpu().numpy(),
             )
             triage = [dict(zip(TRIAGE_CLASSES, map(float, row), strict=True)) for row in combined]
-            if "classification" not in active:
-                pe = [t["pe"] if t else None for t in triage]
+            scores["triage"] = combined[:, TRIAGE_CLASSES.index("pe")].tolist()
         if "segmentation" in active:
             logits, seg_crops = self._forward("segmentation", volume, batch, crops_by_mode)
             masks = _masks_to_original(logits, seg_crops, (height, width))
-            if self.slice_score_source(active) == "segmentation":
-                pe = torch.sigmoid(logits[:, 0].float()).amax(dim=(1, 2)).cpu().tolist()
+            highest = torch.sigmoid(logits[:, 0].float()).amax(dim=(1, 2))
+            scores["segmentation"] = highest.cpu().tolist()
         if "detection" in active:
             found, det_crops = self._forward("detection", volume, batch, crops_by_mode)
             boxes = _boxes_to_original(found, det_crops, self._input_size("detection"))
         if "integrated" in active:  # seed 1's one-encoder model fills what no single model did
             heads, int_crops = self._forward("integrated", volume, batch, crops_by_mode)
-            if "classification" not in active:
-                pe = torch.sigmoid(heads["logits"][:, 0].float()).cpu().tolist()
+            scores["integrated"] = torch.sigmoid(heads["logits"][:, 0].float()).cpu().tolist()
             if "segmentation" not in active:
                 masks = _masks_to_original(heads["mask_logits"], int_crops, (height, width))
             if "detection" not in active:
                 size = self._input_size("integrated")
                 boxes = _boxes_to_original(heads["detections"], int_crops, size)
+        source = self.slice_score_source(active)
         # The crop reported is the first model's (bundles normally share one crop mode).
         crops = next(iter(crops_by_mode.values()), [CropBox(0, height, 0, width, "none")] * n)
-        return [
-            SliceResult(z, pe[i], triage[i], boxes[i], masks[i], crops[i])
-            for i, z in enumerate(batch)
-        ]
+        results = []
+        for i, z in enumerate(batch):
+            by_source = {name: float(values[i]) for name, values in scores.items()}
+            pe = None if source is None else by_source[source]
+            results.append(SliceResult(z, pe, triage[i], boxes[i], masks[i], crops[i], by_source))
+        return results
+
+    def slice_score_sources(self, tasks: Iterable[str] | None = None) -> list[str]:
+        """Every model that gives a slice PE score when ``tasks`` (default: all) run.
+
+        In the order :meth:`slice_score_source` prefers them: ``classification``, ``triage``
+        (both stages), ``integrated``, ``segmentation`` (the U-Net's highest pixel probability).
+        """
+        active = set(self.models) if tasks is None else set(tasks)
+        return [source for source, needs in SCORE_SOURCE_TASKS.items() if needs <= active]
 
     def slice_score_source(self, tasks: Iterable[str] | None = None) -> str | None:
         """Which model gives the slice PE probability when ``tasks`` (default: all) run.
 
-        The classifier, else the triage stages, else the integrated model; with none of them,
-        the segmenter's highest pixel probability on the slice; None without any of these.
+        The first of :meth:`slice_score_sources` whose bundles do not say ``scores_slices:
+        false`` (set where another model scored the validation slices better), else the first
+        of them; None without any.
         """
-        active = set(self.models) if tasks is None else set(tasks)
-        if "classification" in active:
-            return "classification"
-        if {"triage_stage1", "triage_stage2"} <= active:
-            return "triage"
-        for task in ("integrated", "segmentation"):
-            if task in active:
-                return task
-        return None
+        sources = self.slice_score_sources(tasks)
+        for source in sources:
+            if all(self.models[t].bundle.config.scores_slices for t in SCORE_SOURCE_TASKS[source]):
+                return source
+        return sources[0] if sources else None
+
+    def other_slice_scores(self, tasks: Iterable[str] | None = None) -> list[str]:
+        """The slice PE scores given beside :meth:`slice_score_source`'s: second opinions."""
+        chosen = self.slice_score_source(tasks)
+        return [source for source in self.slice_score_sources(tasks) if source != chosen]
 
     def _input_size(self, task: str) -> int:
         return self.models[task].bundle.config.input_size
 
-    def threshold(self) -> float:
-        """Slice PE threshold: the classifier's (else stage 2's) calibrated one, else 0.5."""
-        for task in ("classification", "triage_stage2"):
-            if task in self.models and self.models[task].bundle.config.threshold is not None:
-                return float(self.models[task].bundle.config.threshold)  # type: ignore[arg-type]
+    def threshold(self, tasks: Iterable[str] | None = None) -> float:
+        """Slice PE threshold of :meth:`slice_score_source`'s model when it was calibrated.
+
+        The classifier's, or for triage stage 2's; else 0.5.
+        """
+        return self.source_threshold(self.slice_score_source(tasks))
+
+    def source_threshold(self, source: str | None) -> float:
+        """The calibrated slice PE threshold of the model giving ``source``'s score, else 0.5."""
+        task = {"classification": "classification", "triage": "triage_stage2"}.get(source or "")
+        if task in self.models and (value := self.models[task].bundle.config.threshold) is not None:
+            return float(value)
         return 0.5
 
     def box_score_cut(self) -> float | None:
@@ -432,13 +464,13 @@ class Pipeline:
         ``checks``: :func:`~pe_models.study_checks.assess` of ``volume`` when already made (the
         viewer's worker runs it first, to warn before the slices are done).
 
-        When the U-Net gives the slice scores (no classifier or triage in ``tasks``) and its
+        When the U-Net gives the slice scores (:meth:`slice_score_source` of ``tasks``) and its
         bundle sets ``min_clot_ml``, a slice counts towards the study only if it holds part of
         a 3D-connected predicted clot at least that large: the U-Net leaves specks of a few
         voxels on normal scans, a real clot runs through several slices. Slice scores stay as
         the U-Net gave them.
         """
-        threshold = self.threshold()
+        threshold = self.threshold(tasks)
         masked = [(r.index, r.mask) for r in results if r.mask is not None]
         clot_ml = largest_ml = None
         counted = list(results)

@@ -96,21 +96,40 @@ def heatmap_patch(heatmap: np.ndarray | None, lut: np.ndarray) -> Patch | None:
 def triage_text(
     result: SliceResult | None, score_source: str | None, threshold: float
 ) -> tuple[str, str] | None:
-    """Badge text and colour for a slice: the triage class, else the slice PE probability.
+    """Badge text and colour for a slice: its PE score, then the other models' second opinions.
 
-    A PE probability is red at or above ``threshold`` and grey below it.
+    The slice PE probability (of ``score_source``) is red at or above ``threshold`` and grey
+    below it; where triage gives it (or nothing does), the triage class leads in its colour.
+    Other slice PE scores follow after " · ", triage's as its class.
     """
     if result is None:
         return None
-    if result.triage is not None:
-        label, probability = max(result.triage.items(), key=lambda item: item[1])
-        return f"{TRIAGE_NAMES[label]} {probability:.0%}", TRIAGE_COLORS[label]
-    if result.pe_probability is not None:
+    if result.triage is not None and (score_source == "triage" or result.pe_probability is None):
+        text, color = _triage_class_text(result.triage), TRIAGE_COLORS[_top(result.triage)]
+    elif result.pe_probability is not None:
         source = f" ({score_source})" if score_source else ""
         positive = result.pe_probability >= threshold
         color = TRIAGE_COLORS["pe"] if positive else BELOW_THRESHOLD_COLOR
-        return f"PE {result.pe_probability:.0%}{source}", color
-    return None
+        text = f"PE {result.pe_probability:.0%}{source}"
+    else:
+        return None
+    seconds = [
+        f"triage {_triage_class_text(result.triage)}"
+        if name == "triage" and result.triage is not None
+        else f"{name} {score:.0%}"
+        for name, score in result.model_scores.items()
+        if name != score_source
+    ]
+    return " · ".join([text, *seconds]), color
+
+
+def _top(probabilities: dict[str, float]) -> str:
+    return max(probabilities, key=lambda name: probabilities[name])
+
+
+def _triage_class_text(probabilities: dict[str, float]) -> str:
+    label = _top(probabilities)
+    return f"{TRIAGE_NAMES[label]} {probabilities[label]:.0%}"
 
 
 class SliceOverlays:

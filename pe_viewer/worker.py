@@ -37,6 +37,8 @@ class ModelsInfo:
         Slice PE probability threshold.
     score_source
         Which model gives the slice PE probability (see ``Pipeline.slice_score_source``).
+    other_scores
+        The models whose slice PE scores are shown beside it as second opinions.
     min_clot_ml
         With the U-Net alone, the smallest 3D clot that makes a study PE (else None).
     box_score_cut
@@ -48,6 +50,7 @@ class ModelsInfo:
     cards: dict[str, str]
     threshold: float
     score_source: str | None
+    other_scores: tuple[str, ...] = ()
     min_clot_ml: float | None = None
     box_score_cut: float | None = None
 
@@ -60,6 +63,7 @@ class ModelsInfo:
             cards={t: m.bundle.card for t, m in pipeline.models.items()},
             threshold=pipeline.threshold(),
             score_source=pipeline.slice_score_source(),
+            other_scores=tuple(pipeline.other_slice_scores()),
             min_clot_ml=pipeline.min_clot_ml(),
             box_score_cut=pipeline.box_score_cut(),
         )

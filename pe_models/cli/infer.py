@@ -30,6 +30,7 @@ def findings_document(volume: Volume, study: StudyResult, pipeline: Pipeline) ->
                 "sop_instance_uid": volume.slice_uids[result.index] if volume.slice_uids else None,
                 "z_mm": round(float(z_mm[result.index]), 3),
                 "pe_probability": result.pe_probability,
+                "model_scores": result.model_scores,
                 "triage": result.triage,
                 "boxes": [[round(float(v), 2) for v in box] for box in result.boxes],
                 "crop": [result.crop.x0, result.crop.y0, result.crop.x1, result.crop.y1],
@@ -51,6 +52,7 @@ def findings_document(volume: Volume, study: StudyResult, pipeline: Pipeline) ->
         "slices": slices,
         "mask": "pe_mask.nii.gz",
         "models": {task: model.bundle.path.name for task, model in pipeline.models.items()},
+        "slice_score_source": pipeline.slice_score_source(),
         "input": {"source": volume.meta.source, "series_uid": volume.meta.series_uid},
         "not_for_clinical_use": True,
     }

@@ -12,7 +12,7 @@ from pe_models.io.atomic import write_text_atomic
 HELD_OUT_HEADING = "## Held-out evaluation"
 
 REPORT_TASKS_OF_BUNDLE: dict[str, tuple[str, ...]] = {
-    "classification": ("slice_pe", "patient_pe_any_slice", "patient_pe_decision"),
+    "classification": (),
     "segmentation": (
         "segmentation_pe_slices",
         "segmentation_pe_studies",
@@ -22,7 +22,15 @@ REPORT_TASKS_OF_BUNDLE: dict[str, tuple[str, ...]] = {
     "triage_stage1": ("triage_stage1", "triage_three_class"),
     "triage_stage2": ("triage_stage2", "triage_three_class"),
 }
-"""Which report tasks describe a bundle of each task."""
+"""Which report tasks describe a bundle of each task, besides its slice PE score's."""
+
+SCORE_SOURCE_OF_BUNDLE = {
+    "classification": "classification",
+    "triage_stage2": "triage",
+    "integrated": "integrated",
+    "segmentation": "segmentation",
+}
+"""The slice PE score (``Pipeline.slice_score_sources``) a bundle of each task gives."""
 
 SLICE_SCORE_TASKS = ("slice_pe", "patient_pe_any_slice", "patient_pe_decision")
 """Report tasks that describe whichever model gives the slice PE probability."""
@@ -68,14 +76,16 @@ def held_out_section(
 ) -> str:
     """Markdown of the report tasks that describe a bundle of ``bundle_task``.
 
-    ``score_source`` is the task whose model gave the slice PE probability (see
-    ``Pipeline.slice_score_source``): that bundle's card also gets the slice and patient
-    results, e.g. a U-Net installed without a classifier.
+    ``score_source`` is the slice PE score the study decision was made with (see
+    ``Pipeline.slice_score_source``): the card of the bundle giving it also gets the slice
+    and patient results; a bundle whose slice score was a second opinion gets that score's
+    (``slice_pe_SOURCE``).
     """
     lines = [HELD_OUT_HEADING, "", f"Data: {description}.", f"Command: `{command}`", ""]
-    names = list(REPORT_TASKS_OF_BUNDLE[bundle_task])
-    if bundle_task == score_source:
-        names += [name for name in SLICE_SCORE_TASKS if name not in names]
+    names = list(REPORT_TASKS_OF_BUNDLE.get(bundle_task, ()))
+    own_score = SCORE_SOURCE_OF_BUNDLE.get(bundle_task)
+    if own_score is not None:
+        names += SLICE_SCORE_TASKS if own_score == score_source else (f"slice_pe_{own_score}",)
     for name in names:
         if name not in tasks:
             continue

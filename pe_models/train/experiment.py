@@ -188,6 +188,9 @@ class Experiment:
     """The bundle's decision threshold, chosen on the validation studies: a classifier's (or
     triage stage 2's) slice PE probability, or a detector's box score cut (the viewer's
     default "Box score ≥")."""
+    scores_slices: bool = True
+    """False: the bundle does not give the slice PE probability and the study decision when
+    another installed model can (``BundleConfig.scores_slices``); choose it on validation."""
     install: bool = True
     """Whether ``pe-train --install`` copies the bundle into the app's ``resources/bundles``;
     false for a bundle that trains (others start from it) but is not good enough to ship."""
@@ -283,9 +286,10 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         raise ExperimentError(
             f"{source}: threshold must be a number between 0 and 1, got {threshold!r}"
         )
-    install = raw.get("install", True)
-    if not isinstance(install, bool):
-        raise ExperimentError(f"{source}: install must be true or false, got {install!r}")
+    install, scores_slices = raw.get("install", True), raw.get("scores_slices", True)
+    for key, value in (("install", install), ("scores_slices", scores_slices)):
+        if not isinstance(value, bool):
+            raise ExperimentError(f"{source}: {key} must be true or false, got {value!r}")
     input_raw = dict(raw["input"])
     input_raw["windows"] = tuple(input_raw.get("windows", ()))
     model = _build(ModelSpec, raw["model"], source, "model")
@@ -309,6 +313,7 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         path=source,
         min_clot_ml=None if min_clot_ml is None else float(min_clot_ml),
         threshold=None if threshold is None else float(threshold),
+        scores_slices=scores_slices,
         install=install,
     )
     if experiment.train.mimic_fraction and not experiment.trains_on_patches:

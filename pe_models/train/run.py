@@ -334,6 +334,7 @@ def train_experiment(
         context_mm=experiment.input.context_mm,
         class_names=experiment.class_names,
         threshold=experiment.threshold,
+        scores_slices=experiment.scores_slices,
         extra={"training": summary}
         | ({} if experiment.min_clot_ml is None else {"min_clot_ml": experiment.min_clot_ml}),
     )
@@ -389,9 +390,9 @@ def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
     ]
     if experiment.min_clot_ml is not None:
         lines.append(
-            f"- Study rule: with no classifier installed, a study is PE only when a 3D-connected "
-            f"clot of at least {experiment.min_clot_ml:g} mL is found (`min_clot_ml`, chosen on "
-            "validation studies; the experiment file says which)."
+            "- Study rule: while the U-Net gives the slice PE score, a study is PE only when a "
+            f"3D-connected clot of at least {experiment.min_clot_ml:g} mL is found "
+            "(`min_clot_ml`, chosen on validation studies; the experiment file says which)."
         )
     if experiment.threshold is not None:
         what = "Box score cut (boxes below it are not drawn by default)"
@@ -400,6 +401,12 @@ def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
         lines.append(
             f"- {what}: {experiment.threshold:g} (`threshold`, chosen on validation studies; "
             "the experiment file says which)."
+        )
+    if not experiment.scores_slices:
+        lines.append(
+            "- Slice score: beside a model that gives the slice PE probability, this one does "
+            "not (`scores_slices: false`, chosen on validation studies; the experiment file "
+            "says why): its score is shown as a second opinion."
         )
     if note := experiment.card.get("notes"):
         lines += ["", note]

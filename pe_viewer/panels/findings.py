@@ -20,7 +20,7 @@ SCORE_SOURCES = {
     "classification": "slice classifier",
     "triage": "triage stage 1 × stage 2",
     "integrated": "integrated model's classifier head",
-    "segmentation": "U-Net's highest pixel probability (no classifier installed)",
+    "segmentation": "U-Net's highest pixel probability",
 }
 
 
@@ -88,6 +88,9 @@ class FindingsPanel(QtWidgets.QWidget):
                 for card in models.cards.values()
             )
             source = SCORE_SOURCES.get(models.score_source or "", "none")
+            if models.other_scores:
+                seconds = ", ".join(SCORE_SOURCES[name] for name in models.other_scores)
+                source += f"  \n**Second opinion (on the badge):** {seconds}"
             rule = (
                 ""
                 if models.min_clot_ml is None

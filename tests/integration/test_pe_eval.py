@@ -85,6 +85,24 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
         assert "seeds 60-62" in card
 
 
+def test_a_second_opinion_is_scored_beside_the_slice_score(tmp_path: Path) -> None:
+    make_bundles(tmp_path, size=64)
+    config_file = tmp_path / "classification" / "config.json"
+    config_file.write_text(
+        json.dumps(json.loads(config_file.read_text()) | {"scores_slices": False})
+    )
+    pipeline = Pipeline.from_bundles([tmp_path / "classification", tmp_path / "segmentation"])
+    records = phantom_records(range(60, 62), "pe", size="test")
+    collected = collect(pipeline, records, negative_stride=6)
+    tasks, curves = metrics_of(collected, pipeline)
+    assert "highest pixel probability" in tasks["slice_pe"]["note"]
+    second = tasks["slice_pe_classification"]
+    assert "second opinion" in second["note"]
+    assert second["metrics"]["n"] == tasks["slice_pe"]["metrics"]["n"]  # every slice
+    assert second["metrics"]["roc_auc"] != tasks["slice_pe"]["metrics"]["roc_auc"]
+    assert "slice_pe_classification" in curves
+
+
 def test_saved_masks_hold_the_unet_mask_beside_the_truth(bundles: Path, tmp_path: Path) -> None:
     pipeline = Pipeline.from_bundles([bundles / "segmentation"])
     (record,) = phantom_records([60], "pe", size="test")

@@ -53,6 +53,10 @@ def test_findings_json_follows_the_fixed_schema(bundles: Path, tmp_path: Path) -
         }
         assert set(entry["triage"]) == {"normal", "other_disease", "pe"}
         assert all(len(box) == 5 for box in entry["boxes"])
+        # Every model's slice score; the one the decision uses is pe_probability.
+        scores = entry["model_scores"]
+        assert set(scores) == {"classification", "triage", "segmentation"}
+        assert scores[findings["slice_score_source"]] == entry["pe_probability"]
     mask = io.load(tmp_path / "out" / "pe_mask.nii.gz")
     assert mask.shape == volume.shape
     np.testing.assert_allclose(mask.origin, volume.origin, atol=1e-3)

@@ -54,4 +54,4 @@ def test_pe_train_evaluates_shipped_bundles_apart_and_installs_only_those(
     assert len(list(out.glob("eval-*/summary.md"))) == 2
     shipped_card = (tmp_path / "resources" / "bundles" / "seg" / "card.md").read_text()
     assert "Held-out evaluation" in shipped_card
-    assert "no classifier installed" in shipped_card
+    assert "highest pixel probability, every slice" in shipped_card

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,8 @@ def test_every_task_gives_results_in_original_pixels(pipeline: Pipeline, phantom
     assert [r.index for r in study.slices] == list(range(20, 30))
     for result in study.slices:
         assert 0.0 <= result.pe_probability <= 1.0
+        assert result.pe_probability == result.model_scores["classification"]
+        assert set(result.model_scores) == {"classification", "triage", "segmentation"}
         assert sum(result.triage.values()) == pytest.approx(1.0)
         assert result.mask.shape == volume.shape[1:]
         assert result.mask.dtype == np.uint8
@@ -77,6 +80,30 @@ def test_selected_tasks_only(pipeline: Pipeline, phantom: Phantom) -> None:
     assert pipeline.device_name == "CPU"
     with pytest.raises(KeyError, match="no model for"):
         pipeline.run(phantom.volume, slices=[24], tasks=["lungmask"])
+
+
+def test_a_bundle_that_does_not_score_slices_gives_a_second_opinion(
+    tmp_path: Path, phantom: Phantom
+) -> None:
+    paths = make_bundles(tmp_path)
+    for task in ("classification", "triage_stage2"):
+        config_file = tmp_path / task / "config.json"
+        raw = json.loads(config_file.read_text())
+        config_file.write_text(json.dumps(raw | {"scores_slices": False, "threshold": 0.9}))
+    pipeline = Pipeline.from_bundles(paths)
+    assert pipeline.slice_score_source() == "segmentation"
+    assert pipeline.other_slice_scores() == ["classification", "triage"]
+    assert pipeline.threshold() == 0.5  # the U-Net's, not the classifier's 0.9
+    # Without a model that scores slices, the one present still does, at its own threshold.
+    assert pipeline.slice_score_source(["classification", "detection"]) == "classification"
+    assert pipeline.threshold(["classification"]) == 0.9
+    assert pipeline.threshold(["triage_stage1", "triage_stage2"]) == 0.9
+
+    result = pipeline.run(phantom.volume, slices=[24]).slices[0]
+    assert set(result.model_scores) == {"classification", "triage", "segmentation"}
+    assert result.pe_probability == result.model_scores["segmentation"]
+    assert result.model_scores["triage"] == pytest.approx(result.triage["pe"])
+    assert result.model_scores["classification"] != result.pe_probability
 
 
 def test_runs_outward_from_the_priority_slice(pipeline: Pipeline, phantom: Phantom) -> None:

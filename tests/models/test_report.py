@@ -156,6 +156,14 @@ def test_the_slice_scorer_card_gets_the_slice_and_patient_results() -> None:
     )
     assert "slice_pe" not in beside_a_classifier
     assert "iou_micro 0.7300" in beside_a_classifier
+    # A classifier beside the U-Net (scores_slices: false) is described by its own score only.
+    tasks["slice_pe_classification"] = {"metrics": {"roc_auc": 0.91}, "note": "second opinion"}
+    second_opinion = held_out_section(
+        "classification", tasks, "phantoms", "pe-eval", "segmentation"
+    )
+    assert "**slice_pe_classification** (second opinion): roc_auc 0.9100" in second_opinion
+    assert "**slice_pe**" not in second_opinion
+    assert "specificity_text" not in second_opinion
 
 
 def test_a_list_of_rows_becomes_a_table(tmp_path: Path) -> None:

@@ -118,6 +118,9 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     raw = experiment_dict("segmentation", install="no")
     with pytest.raises(ExperimentError, match="install must be true or false"):
         parse_experiment(raw, path)
+    raw = experiment_dict("classification", scores_slices="no")
+    with pytest.raises(ExperimentError, match="scores_slices must be true or false"):
+        parse_experiment(raw, path)
     raw = experiment_dict("classification")
     raw["train"] = {"steps": 3, "mimic_fraction": 0.5}  # whole slices: no patch to centre
     with pytest.raises(ExperimentError, match="mimic_fraction is for training on patches"):
@@ -167,7 +170,13 @@ def test_the_demo_preset_installs_exactly_the_bundles_that_ship() -> None:
 
 def test_installed_only_keeps_what_ships_and_what_it_starts_from(tmp_path: Path) -> None:
     demo = installed_and_ancestors(preset_experiments("demo"))
-    assert [e.name for e in demo] == ["unet_base", "unet", "detector"]
+    assert [e.name for e in demo] == [
+        "unet_base",
+        "unet",
+        "classifier_patch",
+        "classifier",
+        "detector",
+    ]
 
     def experiment(name: str, init_from: str | None, install: bool) -> Experiment:
         raw = {**experiment_dict("segmentation", install=install), "name": name}
@@ -450,6 +459,8 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
             raw["min_clot_ml"] = 0.12
         if task == "detection":
             raw["threshold"] = 0.85
+        if task == "classification":
+            raw["scores_slices"] = False
         experiment = parse_experiment(raw, tmp_path / f"{task}.yaml")
         trained[experiment.name] = train_experiment(
             experiment, tmp_path / "run", trained=trained, workers=0, progress_bar=False
@@ -463,6 +474,10 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
     assert "clot of at least 0.12 mL" in load_bundle(trained["tiny-segmentation"]).card
     assert "min_clot_ml" not in load_bundle(trained["tiny-classification"]).config.extra
     assert load_bundle(trained["tiny-detection"]).config.threshold == 0.85
+    classifier = load_bundle(trained["tiny-classification"])
+    assert not classifier.config.scores_slices
+    assert "`scores_slices: false`" in classifier.card
+    assert load_bundle(trained["tiny-segmentation"]).config.scores_slices
     assert "Box score cut (boxes below it are not drawn by default): 0.85" in (
         load_bundle(trained["tiny-detection"]).card
     )

@@ -12,7 +12,9 @@ import pytest
 from PySide6 import QtCore
 
 from pe_models import io
+from pe_models.bundle import BundleConfig, save_bundle
 from pe_models.inference import Pipeline
+from pe_models.nets import build
 from pe_models.study_checks import ContrastCheck, assess
 from pe_viewer.main_window import MainWindow
 from tests.model_bundles import make_bundles, make_oracle_bundles
@@ -54,6 +56,44 @@ def test_the_worker_fills_the_findings(qtbot, oracle_window, phantom_study) -> N
     probabilities = oracle_window.zplot.curve.getData()[1]
     assert np.isfinite(probabilities).all()
     assert len(probabilities) == n
+
+
+def test_a_classifier_beside_the_unet_is_a_second_opinion_on_the_badge(
+    qtbot, monkeypatch, oracle_folder: Path, settings, phantom_study, tmp_path: Path
+) -> None:
+    classifier = save_bundle(
+        build("classifier", backbone="resnet10t", in_chans=1),
+        BundleConfig(
+            "classifier",
+            {"backbone": "resnet10t", "in_chans": 1},
+            "classification",
+            ("vascular",),
+            input_size=96,
+            scores_slices=False,
+        ),
+        "# Untrained classifier\n",
+        tmp_path / "classification",
+    )
+    bundles = [oracle_folder / "segmentation", oracle_folder / "detection", classifier]
+    window = _make_window(
+        qtbot, monkeypatch, lambda: Pipeline.from_bundles(bundles, batch_size=4), settings
+    )
+    study = _open_and_run(qtbot, window, phantom_study)
+    state = window.state
+    # The U-Net still scores the slices and decides; the classifier's score rides along.
+    for result in state.results.values():
+        assert result.pe_probability == result.model_scores["segmentation"]
+    z = study.positive_slices[0]
+    state.set_slice(z)
+    classifier_score = state.results[z].model_scores["classification"]
+    assert window.slice_view.overlays.badge.text == (
+        f"PE {state.results[z].pe_probability:.0%} (segmentation) · "
+        f"classification {classifier_score:.0%}"
+    )
+    cards = window.findings.cards.toPlainText()
+    assert "Slice PE score: U-Net's highest pixel probability" in cards
+    assert "Second opinion (on the badge): slice classifier" in cards
+    assert window.layers.cam_target.currentText() == "classification"
 
 
 def test_results_arrive_nearest_the_current_slice_first(

@@ -32,8 +32,13 @@ def _volume(z: int = 5) -> Volume:
     return Volume(np.zeros((z, 8, 8), np.int16), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
 
 
-def _result(z: int, p: float | None, triage: dict[str, float] | None = None) -> SliceResult:
-    return SliceResult(z, p, triage, np.zeros((0, 5)), None, CropBox(0, 8, 0, 8))
+def _result(
+    z: int,
+    p: float | None,
+    triage: dict[str, float] | None = None,
+    scores: dict[str, float] | None = None,
+) -> SliceResult:
+    return SliceResult(z, p, triage, np.zeros((0, 5)), None, CropBox(0, 8, 0, 8), scores or {})
 
 
 def test_state_clamps_slices_and_forgets_results_of_the_previous_study(qtbot) -> None:
@@ -110,9 +115,28 @@ def test_patches_colour_masks_and_heatmaps(qtbot) -> None:
 @pytest.mark.parametrize(
     ("result", "source", "expected"),
     [
-        (_result(0, 0.8, {"normal": 0.1, "other_disease": 0.2, "pe": 0.7}), None, "PE 70%"),
-        (_result(0, 0.1, {"normal": 0.9, "other_disease": 0.05, "pe": 0.05}), None, "Normal 90%"),
+        (_result(0, 0.7, {"normal": 0.1, "other_disease": 0.2, "pe": 0.7}), "triage", "PE 70%"),
+        (
+            _result(0, 0.05, {"normal": 0.9, "other_disease": 0.05, "pe": 0.05}),
+            "triage",
+            "Normal 90%",
+        ),
         (_result(0, 0.93, None), "segmentation", "PE 93% (segmentation)"),
+        (
+            _result(0, 0.93, None, {"segmentation": 0.93, "classification": 0.41}),
+            "segmentation",
+            "PE 93% (segmentation) · classification 41%",
+        ),
+        (
+            _result(
+                0,
+                0.93,
+                {"normal": 0.2, "other_disease": 0.7, "pe": 0.1},
+                {"classification": 0.2, "triage": 0.1, "segmentation": 0.93},
+            ),
+            "segmentation",
+            "PE 93% (segmentation) · classification 20% · triage Other disease 70%",
+        ),
         (_result(0, None, None), None, None),
         (None, None, None),
     ],
