@@ -317,6 +317,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.state.offer_min_box_score(models.box_score_cut)
             self.layers.sync()
         self.slice_view.score_source = models.score_source
+        self.zplot.set_second_opinions(models.other_scores, models.score_source)
         self.device_label.setText(f"models on {models.device}")
         self.findings.set_models(models)
         self.layers.set_models(models)

@@ -6,7 +6,7 @@ same fact (slider, z-plot marker, findings list) stays in step without knowing o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -207,11 +207,18 @@ class ViewerState(QtCore.QObject):
 
     def pe_probabilities(self) -> np.ndarray:
         """(z,) slice PE probability, NaN where not (yet) known."""
+        return self._per_slice(lambda result: result.pe_probability)
+
+    def slice_scores(self, source: str) -> np.ndarray:
+        """(z,) slice PE score of one model (``SliceResult.model_scores``), NaN where unknown."""
+        return self._per_slice(lambda result: result.model_scores.get(source))
+
+    def _per_slice(self, value_of: Callable[[SliceResult], float | None]) -> np.ndarray:
         n = 0 if self.volume is None else self.volume.shape[0]
         values = np.full(n, np.nan)
         for z, result in self.results.items():
-            if result.pe_probability is not None:
-                values[z] = result.pe_probability
+            if (value := value_of(result)) is not None:
+                values[z] = value
         return values
 
     # -- layers ------------------------------------------------------------------------

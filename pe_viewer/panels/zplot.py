@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
@@ -11,6 +13,13 @@ from pe_viewer.state import ViewerState
 PE_COLOR = "#ff6b5b"
 NOT_ASSESSABLE_COLOR = "#9a9a9a"
 """Curve and dots on a series where slice findings mean nothing (no lung, no contrast)."""
+SECOND_OPINION_COLORS = {
+    "classification": "#5dade2",
+    "triage": "#58d68d",
+    "integrated": "#f5b041",
+    "segmentation": "#c39bd3",
+}
+"""Thin dashed curves of the models whose slice scores are second opinions."""
 
 
 class ZPlotWidget(pg.PlotWidget):
@@ -21,6 +30,8 @@ class ZPlotWidget(pg.PlotWidget):
     slices the study counts as positive; hollow dots mark slices at or above the threshold that
     it does not count (a U-Net speck smaller than the bundle's ``min_clot_ml``). On a series
     without lung or arterial contrast the curve and dots are grey: model output, not findings.
+    Thin dashed curves are the slice scores of other models, second opinions
+    (:meth:`set_second_opinions`), named in a legend.
     """
 
     def __init__(self, state: ViewerState) -> None:
@@ -34,6 +45,8 @@ class ZPlotWidget(pg.PlotWidget):
         self.setLabel("left", "P(PE)")
         self.getPlotItem().showGrid(x=False, y=True, alpha=0.2)
         self.curve = self.plot(pen=pg.mkPen(PE_COLOR, width=2), connect="finite")
+        self.second_curves: dict[str, pg.PlotDataItem] = {}
+        self.legend: pg.LegendItem | None = None
         self.counted = pg.ScatterPlotItem(size=6, pen=None, brush=pg.mkBrush(PE_COLOR))
         self.uncounted = pg.ScatterPlotItem(
             size=6, pen=pg.mkPen("#9a9a9a", width=1.2), brush=pg.mkBrush(None)
@@ -64,6 +77,26 @@ class ZPlotWidget(pg.PlotWidget):
         self.redraw()
         self._on_slice_changed(self.state.z)
 
+    def set_second_opinions(self, sources: Sequence[str], score_source: str | None) -> None:
+        """Draw these models' slice scores beside ``score_source``'s (the thick curve)."""
+        for curve in self.second_curves.values():
+            self.removeItem(curve)
+        if self.legend is not None:
+            self.legend.scene().removeItem(self.legend)
+            self.legend = None
+        self.second_curves = {}
+        if sources:
+            self.legend = self.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6)
+            self.legend.addItem(self.curve, f"{score_source} (slice score)")
+        for source in sources:
+            pen = pg.mkPen(
+                SECOND_OPINION_COLORS.get(source, "#bbbbbb"),
+                width=1,
+                style=QtCore.Qt.PenStyle.DashLine,
+            )
+            self.second_curves[source] = self.plot(pen=pen, connect="finite", name=source)
+        self.redraw()
+
     def redraw(self) -> None:
         """Plot the probabilities known so far and mark the positive slices."""
         values = self.state.pe_probabilities()
@@ -71,10 +104,9 @@ class ZPlotWidget(pg.PlotWidget):
         self.curve.setPen(pg.mkPen(color, width=2))
         self.counted.setBrush(pg.mkBrush(color))
         self.threshold_line.setValue(self.state.threshold)
-        if np.isfinite(values).any():
-            self.curve.setData(np.arange(values.size), values)
-        else:
-            self.curve.setData([], [])
+        _set_curve(self.curve, values)
+        for source, curve in self.second_curves.items():
+            _set_curve(curve, self.state.slice_scores(source))
         counted = np.array(sorted(r.index for r in self.state.positive_results()), dtype=int)
         above = np.flatnonzero(np.nan_to_num(values, nan=-1.0) >= self.state.threshold)
         uncounted = np.setdiff1d(above, counted)
@@ -91,3 +123,11 @@ class ZPlotWidget(pg.PlotWidget):
     def _on_clicked(self, event: object) -> None:
         position = self.getPlotItem().vb.mapSceneToView(event.scenePos())  # type: ignore[attr-defined]
         self.state.set_slice(round(position.x()))
+
+
+def _set_curve(curve: pg.PlotDataItem, values: np.ndarray) -> None:
+    """Plot (z,) values with NaN gaps; nothing while none is known."""
+    if np.isfinite(values).any():
+        curve.setData(np.arange(values.size), values)
+    else:
+        curve.setData([], [])

@@ -56,6 +56,7 @@ def test_the_worker_fills_the_findings(qtbot, oracle_window, phantom_study) -> N
     probabilities = oracle_window.zplot.curve.getData()[1]
     assert np.isfinite(probabilities).all()
     assert len(probabilities) == n
+    assert not oracle_window.zplot.second_curves  # one model scores slices: one curve
 
 
 def test_a_classifier_beside_the_unet_is_a_second_opinion_on_the_badge(
@@ -94,6 +95,14 @@ def test_a_classifier_beside_the_unet_is_a_second_opinion_on_the_badge(
     assert "Slice PE score: U-Net's highest pixel probability" in cards
     assert "Second opinion (on the badge): slice classifier" in cards
     assert window.layers.cam_target.currentText() == "classification"
+    # The z-plot draws the classifier's scores as a thin second curve beside the U-Net's.
+    (second,) = window.zplot.second_curves.items()
+    assert second[0] == "classification"
+    np.testing.assert_allclose(
+        second[1].getData()[1],
+        [state.results[z].model_scores["classification"] for z in range(len(state.results))],
+    )
+    np.testing.assert_allclose(window.zplot.curve.getData()[1], state.pe_probabilities())
 
 
 def test_results_arrive_nearest_the_current_slice_first(
