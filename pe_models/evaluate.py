@@ -452,9 +452,12 @@ def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
     """What the models say about every readable series under ``folder``.
 
     With a detector, ``boxes_shown`` and ``slices_with_boxes`` count the boxes at its box
-    score cut (what the viewer draws by default).
+    score cut (what the viewer draws by default). ``second_opinions`` gives, for each model
+    whose slice score is a second opinion, its highest slice score and the slices at or above
+    its threshold.
     """
     cut = _shown_box_cut(pipeline)
+    seconds = pipeline.other_slice_scores()
     rows = []
     for series in io.scan(folder):
         try:
@@ -469,9 +472,23 @@ def real_ct_rows(pipeline: Pipeline, folder: Path) -> list[dict[str, Any]]:
             shown = [len(r.boxes_scoring(cut)) for r in result.slices]
             row["boxes_shown"] = sum(shown)
             row["slices_with_boxes"] = sum(n > 0 for n in shown)
+        if seconds:
+            row["second_opinions"] = {
+                source: _second_opinion(result, source, pipeline.source_threshold(source))
+                for source in seconds
+            }
         rows.append(row)
         log.info("%s", row)
     return rows
+
+
+def _second_opinion(result: StudyResult, source: str, threshold: float) -> dict[str, Any]:
+    """One second opinion's highest slice score and its slices at or above ``threshold``."""
+    scores = [r.model_scores[source] for r in result.slices]
+    return {
+        "highest": round(max(scores), 4),
+        "slices_over_threshold": sum(score >= threshold for score in scores),
+    }
 
 
 def run_evaluation(

@@ -12,7 +12,6 @@ from pe_models.io.atomic import write_text_atomic
 HELD_OUT_HEADING = "## Held-out evaluation"
 
 REPORT_TASKS_OF_BUNDLE: dict[str, tuple[str, ...]] = {
-    "classification": (),
     "segmentation": (
         "segmentation_pe_slices",
         "segmentation_pe_studies",

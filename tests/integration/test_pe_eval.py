@@ -250,3 +250,9 @@ def test_real_series_are_named_and_the_non_contrast_one_is_not_called_pe(
     assert row["decision"] == "not assessable"  # neither PE nor a reassuring "normal"
     assert row["not_assessable"] == "no arterial contrast"
     assert any("no pulmonary arterial contrast" in w for w in row["warnings"])
+    # The classifier gives the slice score here; what the others say is listed beside it.
+    seconds = row["second_opinions"]
+    assert set(seconds) == {"triage", "segmentation"}
+    for opinion in seconds.values():
+        assert 0 <= opinion["highest"] <= 1
+        assert 0 <= opinion["slices_over_threshold"] <= row["slices"]
