@@ -20,7 +20,7 @@ from pe_models.preprocess.model_input import channel_names, crop_box, model_inpu
 from pe_models.preprocess.stack import WindowStack
 from pe_models.resources import resources_dir
 from pe_models.study_checks import Assessability, ContrastCheck, assess
-from pe_models.triage import TRIAGE_CLASSES, combine_stages, patient_probability
+from pe_models.triage import TRIAGE_CLASSES, combine_stages, patient_probability, top_class
 from pe_models.volume import Volume
 
 
@@ -418,14 +418,14 @@ class Pipeline:
         return self.models[task].bundle.config.input_size
 
     def threshold(self, tasks: Iterable[str] | None = None) -> float:
-        """Slice PE threshold of :meth:`slice_score_source`'s model when it was calibrated.
-
-        The classifier's, or for triage stage 2's; else 0.5.
-        """
+        """The slice PE threshold of :meth:`slice_score_source` (see :meth:`source_threshold`)."""
         return self.source_threshold(self.slice_score_source(tasks))
 
     def source_threshold(self, source: str | None) -> float:
-        """The calibrated slice PE threshold of the model giving ``source``'s score, else 0.5."""
+        """The calibrated threshold of ``source``'s slice PE score, else 0.5.
+
+        A classifier's bundle threshold; for triage, stage 2's.
+        """
         task = {"classification": "classification", "triage": "triage_stage2"}.get(source or "")
         if task in self.models and (value := self.models[task].bundle.config.threshold) is not None:
             return float(value)
@@ -494,7 +494,7 @@ class Pipeline:
         )
         checks = assess(volume) if checks is None else checks
         has_other = any(
-            r.triage is not None and _top_class(r.triage) == "other_disease" for r in results
+            r.triage is not None and top_class(r.triage) == "other_disease" for r in results
         )
         if positive and not checks.reasons:
             decision = "pe"
@@ -542,10 +542,6 @@ def _boxes_to_original(
         )
         for crop, f in zip(crops, found, strict=True)
     ]
-
-
-def _top_class(probabilities: dict[str, float]) -> str:
-    return max(probabilities.items(), key=lambda item: item[1])[0]
 
 
 def default_bundle_paths(folder: Path) -> list[Path]:

@@ -28,6 +28,11 @@ def combine_stages(p_disease: np.ndarray, p_pe_given_disease: np.ndarray) -> np.
     return np.stack([1 - disease, disease * (1 - pe), disease * pe], axis=-1)
 
 
+def top_class(probabilities: dict[str, float]) -> str:
+    """The most probable triage class of one slice (``TRIAGE_CLASSES`` → probability)."""
+    return max(probabilities, key=lambda name: probabilities[name])
+
+
 def patient_probability(slice_probabilities: np.ndarray) -> float:
     """Study PE probability under "any slice positive": the highest slice probability."""
     values = np.asarray(slice_probabilities, dtype=float)

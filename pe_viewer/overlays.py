@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from pe_models.inference import SliceResult
 from pe_models.preprocess.lung_crop import CropBox
+from pe_models.triage import top_class
 from pe_viewer.pixmaps import TextItem, to_pixmap
 from pe_viewer.state import LayerStyle
 
@@ -105,7 +106,7 @@ def triage_text(
     if result is None:
         return None
     if result.triage is not None and (score_source == "triage" or result.pe_probability is None):
-        text, color = _triage_class_text(result.triage), TRIAGE_COLORS[_top(result.triage)]
+        text, color = _triage_class_text(result.triage), TRIAGE_COLORS[top_class(result.triage)]
     elif result.pe_probability is not None:
         source = f" ({score_source})" if score_source else ""
         positive = result.pe_probability >= threshold
@@ -123,12 +124,8 @@ def triage_text(
     return " · ".join([text, *seconds]), color
 
 
-def _top(probabilities: dict[str, float]) -> str:
-    return max(probabilities, key=lambda name: probabilities[name])
-
-
 def _triage_class_text(probabilities: dict[str, float]) -> str:
-    label = _top(probabilities)
+    label = top_class(probabilities)
     return f"{TRIAGE_NAMES[label]} {probabilities[label]:.0%}"
 
 
