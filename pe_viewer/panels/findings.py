@@ -23,6 +23,14 @@ SCORE_SOURCES = {
     "segmentation": "U-Net's highest pixel probability",
 }
 
+SECOND_OPINION_COLUMNS = {
+    "classification": "Classifier",
+    "triage": "Triage P(PE)",
+    "integrated": "Integrated",
+    "segmentation": "U-Net",
+}
+"""Column titles of the second opinions' slice scores in the list of positive slices."""
+
 
 class FindingsPanel(QtWidgets.QWidget):
     """Study decision and PE probability, clot volume, contrast warning, positive slices, cards."""
@@ -43,14 +51,14 @@ class FindingsPanel(QtWidgets.QWidget):
         self.warning.hide()
 
         self.slices = QtWidgets.QTreeWidget()
-        self.slices.setHeaderLabels(["Slice", "z (mm)", "P(PE)", "Boxes"])
         self.slices.setRootIsDecorated(False)
         self.slices.setUniformRowHeights(True)
-        for column in range(4):
-            self.slices.header().setSectionResizeMode(
-                column, QtWidgets.QHeaderView.ResizeMode.ResizeToContents
-            )
-        self.slices.setToolTip("Slices at or above the threshold, highest first; click to go there")
+        self.second_opinions: tuple[str, ...] = ()
+        self._set_columns()
+        self.slices.setToolTip(
+            "Slices at or above the threshold, highest first, with the second opinions' scores; "
+            "click to go there"
+        )
         self.slices.itemClicked.connect(self._on_item_clicked)
         self.slices.itemActivated.connect(self._on_item_clicked)
 
@@ -77,8 +85,18 @@ class FindingsPanel(QtWidgets.QWidget):
             lambda layer: self.refresh() if layer in WITHHELD_LAYERS else None
         )
 
+    def _set_columns(self) -> None:
+        names = [SECOND_OPINION_COLUMNS.get(s, s) for s in self.second_opinions]
+        self.slices.setHeaderLabels(["Slice", "z (mm)", "P(PE)", "Boxes", *names])
+        for column in range(self.slices.columnCount()):
+            self.slices.header().setSectionResizeMode(
+                column, QtWidgets.QHeaderView.ResizeMode.ResizeToContents
+            )
+
     def set_models(self, models: ModelsInfo | None, problem: str | None = None) -> None:
         """Show the loaded models' device and cards, or why there are none."""
+        self.second_opinions = () if models is None else models.other_scores
+        self._set_columns()
         if models is None:
             self.cards.setMarkdown(problem or "")
         else:
@@ -189,6 +207,12 @@ class FindingsPanel(QtWidgets.QWidget):
                     f"{positions[result.index]:.1f}",
                     f"{result.pe_probability:.2f}",
                     str(len(state.shown_boxes(result))),
+                    *(
+                        f"{result.model_scores[source]:.2f}"
+                        if source in result.model_scores
+                        else "–"
+                        for source in self.second_opinions
+                    ),
                 ]
             )
             item.setData(0, QtCore.Qt.ItemDataRole.UserRole, result.index)

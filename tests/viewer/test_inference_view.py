@@ -57,6 +57,7 @@ def test_the_worker_fills_the_findings(qtbot, oracle_window, phantom_study) -> N
     assert np.isfinite(probabilities).all()
     assert len(probabilities) == n
     assert not oracle_window.zplot.second_curves  # one model scores slices: one curve
+    assert findings.slices.columnCount() == 4  # and no second-opinion column
 
 
 def test_a_classifier_beside_the_unet_is_a_second_opinion_on_the_badge(
@@ -94,6 +95,13 @@ def test_a_classifier_beside_the_unet_is_a_second_opinion_on_the_badge(
     cards = window.findings.cards.toPlainText()
     assert "Slice PE score: U-Net's highest pixel probability" in cards
     assert "Second opinion (on the badge): slice classifier" in cards
+    # The list of positive slices gives the classifier's score beside the U-Net's.
+    slices = window.findings.slices
+    assert slices.headerItem().text(4) == "Classifier"
+    for row in range(slices.topLevelItemCount()):
+        item = slices.topLevelItem(row)
+        result = state.results[int(item.text(0)) - 1]
+        assert item.text(4) == f"{result.model_scores['classification']:.2f}"
     assert window.layers.cam_target.currentText() == "classification"
     # The z-plot draws the classifier's scores as a thin second curve beside the U-Net's.
     (second,) = window.zplot.second_curves.items()
