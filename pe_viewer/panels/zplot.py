@@ -46,7 +46,9 @@ class ZPlotWidget(pg.PlotWidget):
         self.getPlotItem().showGrid(x=False, y=True, alpha=0.2)
         self.curve = self.plot(pen=pg.mkPen(PE_COLOR, width=2), connect="finite")
         self.second_curves: dict[str, pg.PlotDataItem] = {}
-        self.legend: pg.LegendItem | None = None
+        # One legend for the plot's life: pyqtgraph's addLegend returns the same one each call.
+        self.legend = self.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6)
+        self.legend.hide()
         self.counted = pg.ScatterPlotItem(size=6, pen=None, brush=pg.mkBrush(PE_COLOR))
         self.uncounted = pg.ScatterPlotItem(
             size=6, pen=pg.mkPen("#9a9a9a", width=1.2), brush=pg.mkBrush(None)
@@ -81,20 +83,18 @@ class ZPlotWidget(pg.PlotWidget):
         """Draw these models' slice scores beside ``score_source``'s (the thick curve)."""
         for curve in self.second_curves.values():
             self.removeItem(curve)
-        if self.legend is not None:
-            self.legend.scene().removeItem(self.legend)
-            self.legend = None
-        self.second_curves = {}
+        self.legend.clear()
         if sources:
-            self.legend = self.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6)
             self.legend.addItem(self.curve, f"{score_source} (slice score)")
-        for source in sources:
+        self.second_curves = {}
+        for source in sources:  # a named curve joins the legend
             pen = pg.mkPen(
                 SECOND_OPINION_COLORS.get(source, "#bbbbbb"),
                 width=1,
                 style=QtCore.Qt.PenStyle.DashLine,
             )
             self.second_curves[source] = self.plot(pen=pen, connect="finite", name=source)
+        self.legend.setVisible(bool(sources))
         self.redraw()
 
     def redraw(self) -> None:

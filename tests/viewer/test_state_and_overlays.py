@@ -201,6 +201,31 @@ def test_the_zplot_marks_counted_and_uncounted_slices_apart(qtbot) -> None:
     assert list(zplot.uncounted.getData()[0]) == [2]  # slice 2's speck is too small to count
 
 
+def test_the_zplot_redraws_its_second_opinions_for_each_set_of_models(qtbot) -> None:
+    state = ViewerState()
+    zplot = ZPlotWidget(state)
+    qtbot.addWidget(zplot)
+    state.set_volume(_volume())
+    scores = {"segmentation": 0.9, "classification": 0.4, "triage": 0.2}
+    state.add_results([_result(z, 0.9, None, scores) for z in range(5)])
+    zplot.set_second_opinions(["classification"], "segmentation")
+    zplot.set_second_opinions(["classification", "triage"], "segmentation")  # other models
+    assert list(zplot.second_curves) == ["classification", "triage"]
+    assert [label.text for _, label in zplot.legend.items] == [
+        "segmentation (slice score)",
+        "classification",
+        "triage",
+    ]
+    assert list(zplot.second_curves["triage"].getData()[1]) == [0.2] * 5
+    # the slice score's curve, its two sets of dots and two second opinions; none left over
+    assert len(zplot.listDataItems()) == 5
+    zplot.set_second_opinions([], "segmentation")
+    assert not zplot.second_curves
+    assert len(zplot.listDataItems()) == 3
+    assert not zplot.legend.items
+    assert not zplot.legend.isVisible()
+
+
 def test_layers_no_loaded_model_can_draw_are_greyed_out(qtbot) -> None:
     panel = LayerPanel(ViewerState())
     qtbot.addWidget(panel)
