@@ -23,7 +23,13 @@ import numpy as np
 from pe_models import io
 from pe_models.clots import components_on_truth
 from pe_models.data.records import NO_PE, LabelledStudy, StudyRecord
-from pe_models.inference import DEFAULT_BOX_SCORE_CUT, Pipeline, SliceResult, StudyResult
+from pe_models.inference import (
+    DEFAULT_BOX_SCORE_CUT,
+    TRIAGE_TASKS,
+    Pipeline,
+    SliceResult,
+    StudyResult,
+)
 from pe_models.metrics import (
     DEFAULT_BOX_SCORE_CUTS,
     binary_classification,
@@ -320,7 +326,7 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
                 "metrics": metrics,
                 "note": f"{SCORE_NOTES[other]}, every slice: a second opinion, not the decision",
             }
-    if {"triage_stage1", "triage_stage2"} <= set(pipeline.tasks):
+    if set(pipeline.tasks) >= TRIAGE_TASKS:
         tasks.update(_triage_tasks(collected, labels, curves))
     if collected.patient_pe:
         decisions = {p: [collected.patient_decision[p]] for p in collected.patient_pe}

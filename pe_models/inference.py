@@ -131,6 +131,15 @@ SCORE_SOURCE_TASKS: dict[str, frozenset[str]] = {
     "segmentation": frozenset({"segmentation"}),
 }
 """The models that give each slice PE score, in the order the score source is preferred."""
+SCORE_BUNDLE = {
+    "classification": "classification",
+    "triage": "triage_stage2",
+    "integrated": "integrated",
+    "segmentation": "segmentation",
+}
+"""The bundle that answers for each slice PE score: its card gets the score's metrics."""
+CALIBRATED_SCORES = ("classification", "triage")
+"""Slice PE scores whose bundle's ``threshold`` is the slice threshold (else 0.5)."""
 
 DEFAULT_BOX_SCORE_CUT = 0.5
 """Box score cut when the detector's bundle sets none (its ``threshold``): torchvision keeps
@@ -424,12 +433,12 @@ class Pipeline:
     def source_threshold(self, source: str | None) -> float:
         """The calibrated threshold of ``source``'s slice PE score, else 0.5.
 
-        A classifier's bundle threshold; for triage, stage 2's.
+        A classifier's bundle threshold; for triage, stage 2's (see :data:`SCORE_BUNDLE`).
         """
-        task = {"classification": "classification", "triage": "triage_stage2"}.get(source or "")
-        if task in self.models and (value := self.models[task].bundle.config.threshold) is not None:
-            return float(value)
-        return 0.5
+        if source not in CALIBRATED_SCORES or SCORE_BUNDLE[source] not in self.models:
+            return 0.5
+        value = self.models[SCORE_BUNDLE[source]].bundle.config.threshold
+        return 0.5 if value is None else float(value)
 
     def box_score_cut(self) -> float | None:
         """The detector bundle's box score cut (chosen on validation), None without one.

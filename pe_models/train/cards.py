@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pe_models.bundle import CARD_FILE, load_bundle
+from pe_models.inference import SCORE_BUNDLE
 from pe_models.io.atomic import write_text_atomic
 
 HELD_OUT_HEADING = "## Held-out evaluation"
@@ -23,13 +24,8 @@ REPORT_TASKS_OF_BUNDLE: dict[str, tuple[str, ...]] = {
 }
 """Which report tasks describe a bundle of each task, besides its slice PE score's."""
 
-SCORE_SOURCE_OF_BUNDLE = {
-    "classification": "classification",
-    "triage_stage2": "triage",
-    "integrated": "integrated",
-    "segmentation": "segmentation",
-}
-"""The slice PE score (``Pipeline.slice_score_sources``) a bundle of each task gives."""
+SCORE_SOURCE_OF_BUNDLE = {task: source for source, task in SCORE_BUNDLE.items()}
+"""The slice PE score (``Pipeline.slice_score_sources``) whose card a bundle of each task is."""
 
 SLICE_SCORE_TASKS = ("slice_pe", "patient_pe_any_slice", "patient_pe_decision")
 """Report tasks that describe whichever model gives the slice PE probability."""
