@@ -19,6 +19,18 @@ from pe_models.nets.classifier import timm_kwargs
 from pe_models.nets.registry import register
 
 
+def start_uniform(cbam: nn.Module) -> None:
+    """Start a timm CBAM block with gates that are the same everywhere (0.5 each).
+
+    The last layer of each gate starts at zero (zero-γ, as for residual branches), so at first
+    the block only scales its input by 0.25, which the next stage's batch norm takes out. With
+    the default random start, every channel and pixel got its own random gate, which scrambles
+    the features of an encoder the branch starts from (:func:`branches_from_encoder`).
+    """
+    nn.init.zeros_(cbam.get_parameter("channel.fc2.weight"))
+    nn.init.zeros_(cbam.get_parameter("spatial.conv.bn.weight"))
+
+
 class CbamDrn(nn.Module):
     """Dilated ResNet with CBAM after each stage; logits (B, num_classes) or pooled features.
 
@@ -61,6 +73,8 @@ class CbamDrn(nn.Module):
         self.stages = nn.ModuleList([base.layer1, base.layer2, base.layer3, base.layer4])
         channels = [info["num_chs"] for info in base.feature_info[1:]]
         self.attention = nn.ModuleList([create_attn("cbam", c) for c in channels])
+        for block in self.attention:
+            start_uniform(block)
         self.num_features = channels[-1]
         self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 

@@ -48,6 +48,16 @@ def test_cbam_drn_keeps_one_eighth_resolution() -> None:
     assert tuple(features.shape) == (1, 512, 32, 32)  # dilated, not 8 × 8
 
 
+def test_cbam_blocks_start_with_uniform_gates() -> None:
+    """A fresh CBAM block scales its input evenly: an encoder's features pass unscrambled."""
+    model = build("cbam_drn", depth="resnet18", in_chans=1)
+    features = torch.randn(2, 64, 20, 20)
+    for mode in (model.train, model.eval):
+        mode()
+        gated = model.attention[0](features.clone())
+        torch.testing.assert_close(gated, features * 0.25)
+
+
 @pytest.mark.parametrize("backbone", ["resnet50", SWIN])
 def test_unet_encoder_starts_from_the_classifier(backbone: str) -> None:
     size = {"img_size": 512} if backbone == SWIN else {}
