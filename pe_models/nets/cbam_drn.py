@@ -139,7 +139,7 @@ def branches_from_encoder(
     ``encoder_windows`` as input channels; branch ``i`` sees window ``windows[i]`` alone, so
     its first convolution takes the encoder's filters of that window's channel. Every other
     stem and stage tensor passes as it is (dilation changes no weight's shape); the CBAM
-    blocks and the head start fresh.
+    blocks keep their uniform start (:func:`start_uniform`) and the head its fresh one.
 
     Returns
     -------
