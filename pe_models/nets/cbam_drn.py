@@ -8,7 +8,7 @@ with dilation 2 and 4, as in Yu et al.'s DRN-C without the degridding layers), w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import timm
 import torch
@@ -31,6 +31,26 @@ def start_uniform(cbam: nn.Module) -> None:
     nn.init.zeros_(cbam.get_parameter("spatial.conv.bn.weight"))
 
 
+POOLS = ("avg", "max", "map")
+"""Global pooling: of the final feature map (``avg``, ``max``), or ``map``: the linear head at
+every position of it (a logit map, see :func:`head_map`), then the map's maximum."""
+
+
+def head_map(head: nn.Linear, features: torch.Tensor) -> torch.Tensor:
+    """Logit map (B, num_classes, h, w): ``head`` applied at every position of ``features``.
+
+    ``features`` is (B, C, h, w). The slice logit of a ``map`` model is the map's maximum, so
+    the slice is as suspicious as its most suspicious position, and the map itself can be
+    trained against a lesion mask (``TrainSpec.lesion_map_weight``).
+    """
+    return torch.einsum("bchw,kc->bkhw", features, head.weight) + head.bias[None, :, None, None]
+
+
+def _pooled(features: torch.Tensor, pool: str) -> torch.Tensor:
+    """(B, C) global pooling of a (B, C, h, w) feature map: ``avg`` or ``max``."""
+    return features.amax(dim=(2, 3)) if pool == "max" else features.mean(dim=(2, 3))
+
+
 class CbamDrn(nn.Module):
     """Dilated ResNet with CBAM after each stage; logits (B, num_classes) or pooled features.
 
@@ -45,7 +65,7 @@ class CbamDrn(nn.Module):
     channels
         Stage widths of a narrow ResNet (see :func:`~pe_models.nets.classifier.timm_kwargs`).
     pool
-        ``"avg"`` or ``"max"`` global pooling of the final feature map.
+        One of :data:`POOLS`; ``"map"`` needs ``num_classes`` ≥ 1.
     """
 
     def __init__(
@@ -58,8 +78,10 @@ class CbamDrn(nn.Module):
         pool: str = "avg",
     ) -> None:
         super().__init__()
-        if pool not in ("avg", "max"):
-            raise ValueError(f"unknown pool {pool!r}; valid: avg, max")
+        if pool not in POOLS:
+            raise ValueError(f"unknown pool {pool!r}; valid: {', '.join(POOLS)}")
+        if pool == "map" and not num_classes:
+            raise ValueError("pool 'map' applies the head at every position; it needs classes")
         self.pool = pool
         base: Any = timm.create_model(
             depth,
@@ -85,17 +107,25 @@ class CbamDrn(nn.Module):
             x = attention(stage(x))
         return x
 
+    def logit_map(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes, H/8, W/8) at every position (see :func:`head_map`)."""
+        if not isinstance(self.head, nn.Linear):
+            raise ValueError("a CBAM-DRN built without classes has no logit map")
+        return head_map(self.head, self.forward_features(images))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes), or pooled features when built with ``num_classes=0``."""
-        features = self.forward_features(images)
-        pooled = features.amax(dim=(2, 3)) if self.pool == "max" else features.mean(dim=(2, 3))
-        return self.head(pooled)
+        if self.pool == "map":
+            return self.logit_map(images).amax(dim=(2, 3))
+        return self.head(_pooled(self.forward_features(images), self.pool))
 
 
 class MultiWindowCbamDrn(nn.Module):
     """Seed 2's multi-window model: one CBAM-DRN branch per window, features concatenated.
 
     Input channel ``i`` (one HU window, e.g. vascular then lung for DWL) feeds branch ``i``.
+    ``pool`` is one of :data:`POOLS`; with ``map`` the head sees the branches' feature maps
+    concatenated at each position.
     """
 
     def __init__(
@@ -108,17 +138,31 @@ class MultiWindowCbamDrn(nn.Module):
         pool: str = "avg",
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"unknown pool {pool!r}; valid: {', '.join(POOLS)}")
+        self.pool = pool
+        branch_pool = "avg" if pool == "avg" else "max"  # unused with "map"
         self.branches = nn.ModuleList(
             [
-                CbamDrn(depth=depth, in_chans=1, num_classes=0, channels=channels, pool=pool)
+                CbamDrn(depth=depth, in_chans=1, num_classes=0, channels=channels, pool=branch_pool)
                 for _ in range(windows)
             ]
         )
         features = sum(branch.num_features for branch in self.branches)  # type: ignore[misc]
         self.head = nn.Linear(features, num_classes)
 
+    def logit_map(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes, H/8, W/8) of images (B, windows, H, W) at every position."""
+        branches = cast("list[CbamDrn]", list(self.branches))
+        features = [
+            branch.forward_features(images[:, i : i + 1]) for i, branch in enumerate(branches)
+        ]
+        return head_map(self.head, torch.cat(features, dim=1))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes) of images (B, windows, H, W)."""
+        if self.pool == "map":
+            return self.logit_map(images).amax(dim=(2, 3))
         pooled = [branch(images[:, i : i + 1]) for i, branch in enumerate(self.branches)]
         return self.head(torch.cat(pooled, dim=1))
 

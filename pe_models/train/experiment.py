@@ -130,6 +130,12 @@ class TrainSpec:
     matched_fraction
         Slice tasks: share of negatives taken from the same study next to a positive slice,
         so that the level of the slice gives nothing away.
+    lesion_map_weight
+        A classifier or triage stage with a logit map (``pool: map``) on patches: add this
+        weight times the map's loss against the lesion masks
+        (:func:`~pe_models.train.losses.lesion_map_loss`) to the slice label's BCE, so the
+        network learns where a small lesion is, not only that the patch holds one. None: the
+        label alone.
     patch
         Train on square patches of this size (None: whole input). Segmentation and detection;
         also a classifier or a triage stage when the studies have PE masks (target: a lesion
@@ -155,6 +161,7 @@ class TrainSpec:
     hard_negative_fraction: float = 0.0
     mine_stride: int = 2
     piece_weight_px: int | None = None
+    lesion_map_weight: float | None = None
     matched_fraction: float = 0.0
     patch: int | None = None
     val_every: int = 250
@@ -332,6 +339,18 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
             raise ExperimentError(f"{source}: train.piece_weight_px is for tasks with PE masks")
         if not isinstance(weight_px, int) or weight_px < 1:
             raise ExperimentError(f"{source}: train.piece_weight_px must be a whole number ≥ 1")
+    if (map_weight := experiment.train.lesion_map_weight) is not None:
+        if experiment.task not in PATCH_LABEL_TASKS or not experiment.trains_on_patches:
+            raise ExperimentError(
+                f"{source}: train.lesion_map_weight is for a classifier or triage stage "
+                "trained on patches (train.patch)"
+            )
+        if experiment.model.kwargs.get("pool") != "map":
+            raise ExperimentError(
+                f"{source}: train.lesion_map_weight needs a logit map: model.kwargs.pool: map"
+            )
+        if not isinstance(map_weight, int | float) or map_weight <= 0:
+            raise ExperimentError(f"{source}: train.lesion_map_weight must be a number > 0")
     return experiment
 
 

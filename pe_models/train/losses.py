@@ -1,4 +1,8 @@
-"""Segmentation losses: BCE + Dice, optionally with every clot piece weighted alike."""
+"""Losses beyond plain BCE: a mask's and a classifier's logit map's.
+
+BCE + Dice for segmentation, optionally with every clot piece weighted alike; a balanced BCE
+for the logit map of a slice classifier against lesion masks.
+"""
 
 from __future__ import annotations
 
@@ -56,3 +60,17 @@ def mask_loss(
     target = truth.float()[:, None]
     weight = None if piece_weight_px is None else piece_weights(truth, piece_weight_px)[:, None]
     return F.binary_cross_entropy_with_logits(logits, target, weight=weight) + dice(logits, target)
+
+
+def lesion_map_loss(logit_map: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Balanced BCE of a (B, 1, h, w) logit map against (B, H, W) 0/1 lesion masks.
+
+    A cell's target is 1 when its block of the mask (H/h x W/w pixels) holds a lesion pixel.
+    Positive and negative cells weigh half each (the mean over either alone when the batch
+    has no cell of the other): a small lesion covers a few cells of hundreds.
+    """
+    cells = F.adaptive_max_pool2d(masks.float()[:, None], logit_map.shape[-2:])
+    losses = F.binary_cross_entropy_with_logits(logit_map, cells, reduction="none")
+    positive = cells > 0.5
+    parts = [losses[part].mean() for part in (positive, ~positive) if part.any()]
+    return torch.stack(parts).mean()

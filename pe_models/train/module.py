@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics.classification import BinaryAUROC, BinaryJaccardIndex
 from torchmetrics.detection import MeanAveragePrecision
 
-from pe_models.train.losses import mask_loss
+from pe_models.train.losses import lesion_map_loss, mask_loss
 
 VALIDATION_SCORE = {
     "classification": "val_auc",
@@ -55,6 +55,9 @@ class TaskModule(L.LightningModule):
     piece_weight_px
         Segmentation only: weigh each small clot piece in the BCE like one of this many
         pixels (:func:`pe_models.train.losses.piece_weights`); None: plain BCE.
+    lesion_map_weight
+        Binary slice tasks whose batches hold lesion masks (``Patches(lesion_maps=True)``):
+        the weight of the model's ``logit_map`` loss against them beside the label's BCE.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class TaskModule(L.LightningModule):
         train_size: int | None = None,
         val_size: int | None = None,
         piece_weight_px: int | None = None,
+        lesion_map_weight: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -78,6 +82,7 @@ class TaskModule(L.LightningModule):
         self.train_size = train_size
         self.val_size = val_size
         self.piece_weight_px = piece_weight_px
+        self.lesion_map_weight = lesion_map_weight
         self.dice = smp.losses.DiceLoss("binary", from_logits=True)
         self.auroc = BinaryAUROC()
         self.ap = MeanAveragePrecision(iou_thresholds=[0.5], box_format="xyxy")
@@ -112,10 +117,24 @@ class TaskModule(L.LightningModule):
             )
             loss = sum(losses.values())
             self.log_dict({f"train_{k}": v for k, v in losses.items()}, on_step=True)
+        elif self.lesion_map_weight is not None:
+            loss = self._label_and_map_loss(images, targets, self.lesion_map_weight)
         else:
-            loss = F.binary_cross_entropy_with_logits(self.model(images)[:, 0], targets)
+            loss = bce(self.model(images)[:, 0], targets)
         self.log("train_loss", loss, on_step=True, prog_bar=True)
         return loss
+
+    def _label_and_map_loss(
+        self, images: torch.Tensor, masks: torch.Tensor, weight: float
+    ) -> torch.Tensor:
+        """The label's BCE (a lesion pixel in view) plus the weighted lesion-map loss."""
+        model: Any = self.model  # a CBAM-DRN built with pool "map" (checked by the experiment)
+        logit_map = model.logit_map(images)
+        label = (masks.flatten(1).amax(1) > 0).float()
+        label_loss = bce(logit_map[:, 0].flatten(1).amax(1), label)
+        map_loss = lesion_map_loss(logit_map[:, :1], masks)
+        self.log_dict({"train_label_loss": label_loss, "train_map_loss": map_loss}, on_step=True)
+        return label_loss + weight * map_loss
 
     def _mask_loss(self, logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
         return mask_loss(logits, truth, self.dice, piece_weight_px=self.piece_weight_px)

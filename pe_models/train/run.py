@@ -105,6 +105,7 @@ def _datasets(
             mimic_fraction=settings.mimic_fraction,
             hard_fraction=settings.hard_negative_fraction,
             hard_points=hard_points,
+            lesion_maps=settings.lesion_map_weight is not None,
             **sampling,
         )
     elif task == "integrated":
@@ -275,6 +276,7 @@ def train_experiment(
         train_size=settings.patch,
         val_size=experiment.input.size,
         piece_weight_px=settings.piece_weight_px,
+        lesion_map_weight=settings.lesion_map_weight,
     )
     score_name = VALIDATION_SCORE[experiment.task]
     checkpoint = ModelCheckpoint(

@@ -243,7 +243,9 @@ class Patches(_Sampled):
     the patch holds a PE mask pixel, for ``classification`` and ``triage_stage2``. For
     ``triage_stage1`` (WNL vs diseased) other-disease lesions count as lesions too: patches
     are centred on either, and the target is 1 when the patch holds a pixel of either.
-    ``patch=None`` uses the whole input.
+    ``patch=None`` uses the whole input. With ``lesion_maps`` the label tasks get the uint8
+    (P, P) lesion mask instead of the scalar (flipped with the image), for a classifier
+    whose logit map learns where the lesion is (``TrainSpec.lesion_map_weight``).
 
     A classifier with global max pooling trained on patches learns a local finding, a clot,
     rather than whatever else tells its slices apart (their level, the study); it then scores
@@ -262,6 +264,7 @@ class Patches(_Sampled):
         mimic_fraction: float = 0.0,
         hard_fraction: float = 0.0,
         hard_points: Sequence[MinedPoint] = (),
+        lesion_maps: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__(studies, spec, length, seed)
@@ -286,6 +289,7 @@ class Patches(_Sampled):
             raise ValueError("mimic_fraction needs studies with other-disease masks; found none")
         self.hard_fraction = hard_fraction
         self.hard_points = list(hard_points)
+        self.lesion_maps = lesion_maps and task in PATCH_LABEL_TASKS
         if hard_fraction and not self.hard_points:
             raise ValueError("hard_fraction needs mined false pieces; the starting model has none")
 
@@ -309,12 +313,14 @@ class Patches(_Sampled):
         image = self._image((study, k))[:, y0 : y0 + patch, x0 : x0 + patch]
         if self.task == "detection":
             return image, self._boxes(study, k, y0, x0)
-        mask = self._lesion_mask(study, k)[y0 : y0 + patch, x0 : x0 + patch]
+        mask = torch.from_numpy(
+            self._lesion_mask(study, k)[y0 : y0 + patch, x0 : x0 + patch].copy()
+        )
         if self.task in PATCH_LABEL_TASKS:
             if rng.random() < 0.5:
-                image = image.flip(-1)
-            return image, torch.tensor(float(mask.any()))
-        return image, torch.from_numpy(mask.copy())
+                image, mask = image.flip(-1), mask.flip(-1)
+            return image, mask.contiguous() if self.lesion_maps else torch.tensor(float(mask.any()))
+        return image, mask
 
     def _lesion_mask(self, study: int, k: int) -> np.ndarray:
         """(S, S) uint8: the PE mask of slice ``k``, with other lesions where they count."""

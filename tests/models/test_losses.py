@@ -4,7 +4,7 @@ import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from pe_models.train.losses import mask_loss, piece_weights
+from pe_models.train.losses import lesion_map_loss, mask_loss, piece_weights
 
 
 def two_pieces() -> torch.Tensor:
@@ -42,3 +42,23 @@ def test_a_missed_small_piece_costs_more_with_piece_weights() -> None:
     )
     assert torch.isclose(plain, expected_plain)
     assert weighted > plain
+
+
+def test_a_lesion_pixel_makes_its_cell_positive_and_both_kinds_of_cell_weigh_half() -> None:
+    masks = torch.zeros(1, 32, 32)
+    masks[0, 9, 17] = 1  # one pixel: cell (1, 2) of a 4 x 4 map of 8 px cells
+    right = torch.full((1, 1, 4, 4), -6.0)
+    right[0, 0, 1, 2] = 6.0
+    assert lesion_map_loss(right, masks) < 0.01
+    one_cell_wrong = right.clone()
+    one_cell_wrong[0, 0, 1, 2] = -6.0  # the lesion's cell missed
+    negatives_wrong = torch.full((1, 1, 4, 4), 6.0)  # every clear cell called a lesion
+    # The one positive cell weighs as much as the fifteen negative ones together.
+    torch.testing.assert_close(
+        lesion_map_loss(one_cell_wrong, masks), lesion_map_loss(negatives_wrong, masks)
+    )
+    clear = torch.zeros(1, 32, 32)  # no lesion in the batch: the negative cells alone
+    torch.testing.assert_close(
+        lesion_map_loss(right, clear),
+        F.binary_cross_entropy_with_logits(right, torch.zeros_like(right)),
+    )

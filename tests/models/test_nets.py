@@ -31,6 +31,7 @@ def test_registry_lists_architectures_and_refuses_unknown_names() -> None:
         ("unet", {"encoder": SWIN, "img_size": 512}, (1, 3, 512, 512), (1, 1, 512, 512)),
         ("cbam_drn", {"depth": "resnet50", "in_chans": 2}, (1, 2, 400, 400), (1, 1)),
         ("mwl_cbam_drn", {"depth": "resnet18", "windows": 3}, (2, 3, 400, 400), (2, 1)),
+        ("mwl_cbam_drn", {"depth": "resnet18", "pool": "map"}, (2, 2, 400, 400), (2, 1)),
     ],
 )
 def test_output_shapes(arch: str, kwargs: dict, shape: tuple, expected: tuple) -> None:
@@ -56,6 +57,29 @@ def test_cbam_blocks_start_with_uniform_gates() -> None:
         mode()
         gated = model.attention[0](features.clone())
         torch.testing.assert_close(gated, features * 0.25)
+
+
+@pytest.mark.parametrize("arch", ["cbam_drn", "mwl_cbam_drn"])
+def test_a_map_model_scores_the_slice_by_its_most_suspicious_position(arch: str) -> None:
+    model = build(arch, depth="resnet10t", channels=[8, 16, 32, 64], pool="map").eval()
+    images = torch.rand(2, 1 if arch == "cbam_drn" else 2, 96, 96)
+    with torch.inference_mode():
+        logit_map, logits = model.logit_map(images), model(images)
+    assert tuple(logit_map.shape) == (2, 1, 12, 12)  # one logit per 8 x 8 px
+    torch.testing.assert_close(logits, logit_map.amax(dim=(2, 3)))
+    # Each position's logit is the linear head on that position's features.
+    features = (
+        model.forward_features(images)
+        if arch == "cbam_drn"
+        else torch.cat(
+            [b.forward_features(images[:, i : i + 1]) for i, b in enumerate(model.branches)], 1
+        )
+    )
+    torch.testing.assert_close(logit_map[:, :, 5, 7], model.head(features[:, :, 5, 7]))
+    with pytest.raises(ValueError, match="unknown pool 'min'; valid: avg, max, map"):
+        build(arch, depth="resnet10t", pool="min")
+    with pytest.raises(ValueError, match="it needs classes"):
+        build("cbam_drn", depth="resnet10t", num_classes=0, pool="map")
 
 
 @pytest.mark.parametrize("backbone", ["resnet50", SWIN])

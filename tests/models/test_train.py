@@ -133,6 +133,18 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     raw["train"] = {"steps": 3, "piece_weight_px": 0.5}
     with pytest.raises(ExperimentError, match="piece_weight_px must be a whole number"):
         parse_experiment(raw, path)
+    raw = experiment_dict("classification")
+    raw["train"] = {"steps": 3, "patch": 32, "lesion_map_weight": 1.0}
+    with pytest.raises(ExperimentError, match="lesion_map_weight needs a logit map"):
+        parse_experiment(raw, path)
+    raw = experiment_dict("triage_stage2")  # whole slices: no lesion mask is sampled
+    raw["model"]["kwargs"]["pool"] = "map"
+    raw["train"] = {"steps": 3, "lesion_map_weight": 1.0}
+    with pytest.raises(ExperimentError, match="lesion_map_weight is for a classifier or triage"):
+        parse_experiment(raw, path)
+    raw["train"] = {"steps": 3, "patch": 32, "lesion_map_weight": 0}
+    with pytest.raises(ExperimentError, match="lesion_map_weight must be a number > 0"):
+        parse_experiment(raw, path)
     raw = experiment_dict("segmentation")
     raw["input"]["context_mm"] = 2.5  # two more channels, but the net still takes three
     raw["model"]["kwargs"]["in_chans"] = 3
@@ -393,6 +405,32 @@ def test_classifier_patches_are_labelled_by_the_clot_they_hold(prepared: list) -
         Patches(unmasked, spec, "classification", length=1, patch=32)
 
 
+def test_lesion_map_patches_carry_the_mask_the_label_came_from(prepared: list) -> None:
+    spec = InputSpec(tuple(RGB), size=64)
+    # Each study shows its lesion masks as its image, so a flip must turn the mask with it.
+    shown = [
+        replace(
+            s,
+            images=np.repeat(
+                (np.asarray(s.masks) | np.asarray(s.other_masks))[:, None] * np.uint8(255),
+                3,
+                axis=1,
+            ),
+        )
+        for s in prepared
+    ]
+    options = {"length": 40, "patch": 32, "positive_fraction": 0.5}
+    labels = Patches(shown, spec, "triage_stage1", **options)
+    maps = Patches(shown, spec, "triage_stage1", lesion_maps=True, **options)
+    for i in range(len(maps)):
+        image, mask = maps[i]
+        assert mask.shape == (32, 32)
+        assert torch.equal(image, labels[i][0])  # the same patches
+        assert float(mask.any()) == float(labels[i][1])
+        assert torch.equal(mask.bool(), image[0] > 0)
+    assert 0 < sum(float(maps[i][1].any()) for i in range(len(maps))) < len(maps)
+
+
 def test_mimic_patches_are_centred_on_other_disease(prepared: list) -> None:
     spec = InputSpec(tuple(RGB), size=64)
     # Each study shows its other-disease mask as its image, so a patch "sees" the lesion
@@ -496,6 +534,29 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
     assert 0.0 <= result.pe_probability <= 1.0
     assert result.mask.shape == volume.shape[1:]
     assert result.boxes.shape[1] == 5
+
+
+def test_a_triage_stage_with_a_logit_map_learns_from_the_lesion_masks(tmp_path: Path) -> None:
+    """The map's loss against the masks changes what is learnt; the bundle keeps its map."""
+    weights = {}
+    for map_weight in (None, 0.5):
+        raw = experiment_dict("triage_stage2", name="tiny-map")
+        raw["task"] = "triage_stage1"
+        raw["model"]["kwargs"]["pool"] = "map"
+        raw["train"] = {"steps": 3, "batch_size": 4, "val_every": 3, "patch": 32}
+        if map_weight is not None:
+            raw["train"]["lesion_map_weight"] = map_weight
+        experiment = parse_experiment(raw, tmp_path / "map.yaml")
+        out = tmp_path / str(map_weight)
+        folder = train_experiment(experiment, out, workers=0, progress_bar=False)
+        weights[map_weight] = load_file(folder / WEIGHTS_FILE)
+    # Same patches and the same label loss (the map's maximum): only the map's loss differs.
+    assert not torch.equal(weights[None]["head.weight"], weights[0.5]["head.weight"])
+    bundle = load_bundle(folder)
+    assert bundle.config.builder_kwargs["pool"] == "map"
+    with torch.inference_mode():
+        logits = bundle.build_model("cpu").eval()(torch.rand(2, 2, 64, 64))
+    assert tuple(logits.shape) == (2, 1)
 
 
 def test_a_training_run_is_reproducible(tmp_path: Path) -> None:
