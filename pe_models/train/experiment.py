@@ -349,7 +349,11 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
             raise ExperimentError(
                 f"{source}: train.lesion_map_weight needs a logit map: model.kwargs.pool: map"
             )
-        if not isinstance(map_weight, int | float) or map_weight <= 0:
+        if (
+            isinstance(map_weight, bool)
+            or not isinstance(map_weight, int | float)
+            or map_weight <= 0
+        ):
             raise ExperimentError(f"{source}: train.lesion_map_weight must be a number > 0")
     return experiment
 

@@ -142,9 +142,10 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     raw["train"] = {"steps": 3, "lesion_map_weight": 1.0}
     with pytest.raises(ExperimentError, match="lesion_map_weight is for a classifier or triage"):
         parse_experiment(raw, path)
-    raw["train"] = {"steps": 3, "patch": 32, "lesion_map_weight": 0}
-    with pytest.raises(ExperimentError, match="lesion_map_weight must be a number > 0"):
-        parse_experiment(raw, path)
+    for bad in (0, True, "1"):
+        raw["train"] = {"steps": 3, "patch": 32, "lesion_map_weight": bad}
+        with pytest.raises(ExperimentError, match="lesion_map_weight must be a number > 0"):
+            parse_experiment(raw, path)
     raw = experiment_dict("segmentation")
     raw["input"]["context_mm"] = 2.5  # two more channels, but the net still takes three
     raw["model"]["kwargs"]["in_chans"] = 3
