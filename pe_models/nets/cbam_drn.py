@@ -138,10 +138,8 @@ class MultiWindowCbamDrn(nn.Module):
         pool: str = "avg",
     ) -> None:
         super().__init__()
-        if pool not in POOLS:
-            raise ValueError(f"unknown pool {pool!r}; valid: {', '.join(POOLS)}")
         self.pool = pool
-        branch_pool = "avg" if pool == "avg" else "max"  # unused with "map"
+        branch_pool = "max" if pool == "map" else pool  # a branch checks it; unused with "map"
         self.branches = nn.ModuleList(
             [
                 CbamDrn(depth=depth, in_chans=1, num_classes=0, channels=channels, pool=branch_pool)

@@ -319,7 +319,7 @@ class Patches(_Sampled):
         if self.task in PATCH_LABEL_TASKS:
             if rng.random() < 0.5:
                 image, mask = image.flip(-1), mask.flip(-1)
-            return image, mask.contiguous() if self.lesion_maps else torch.tensor(float(mask.any()))
+            return image, mask if self.lesion_maps else torch.tensor(float(mask.any()))
         return image, mask
 
     def _lesion_mask(self, study: int, k: int) -> np.ndarray:
