@@ -76,6 +76,8 @@ class Collected:
     """Slice PE scores of the models beside the one giving ``pe_score`` (second opinions), by
     source, when they ran on every slice."""
     triage: list[list[float]] = field(default_factory=list)
+    triage_classes: list[str | None] = field(default_factory=list)
+    """The pipeline's triage class of each slice (at the bundles' cuts), None without triage."""
     pred_masks: list[np.ndarray] = field(default_factory=list)
     true_masks: list[np.ndarray] = field(default_factory=list)
     mask_pixel_mm2: list[float] = field(default_factory=list)
@@ -207,6 +209,7 @@ def collect(
                 out.triage.append(
                     [r.triage[c] for c in TRIAGE_CLASSES] if r.triage else [np.nan] * 3
                 )
+                out.triage_classes.append(r.triage_class)
             _collect_pixels(out, study, result.slices, detection=False)
         if sampled:
             chosen = pixel_slices(labels, negative_stride)
@@ -327,7 +330,7 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
                 "note": f"{SCORE_NOTES[other]}, every slice: a second opinion, not the decision",
             }
     if set(pipeline.tasks) >= TRIAGE_TASKS:
-        tasks.update(_triage_tasks(collected, labels, curves))
+        tasks.update(_triage_tasks(collected, labels, curves, pipeline.triage_cuts()))
     if collected.patient_pe:
         decisions = {p: [collected.patient_decision[p]] for p in collected.patient_pe}
         tasks["patient_pe_decision"] = {
@@ -403,29 +406,41 @@ def _shown_box_cut(pipeline: Pipeline) -> float:
 
 
 def _triage_tasks(
-    collected: Collected, labels: np.ndarray, curves: dict[str, Any]
+    collected: Collected,
+    labels: np.ndarray,
+    curves: dict[str, Any],
+    cuts: tuple[float, float],
 ) -> dict[str, Any]:
+    """Seed 2's triage metrics at the app's cuts (``Pipeline.triage_cuts``)."""
+    disease_cut, pe_cut = cuts
     known = labels != NO_PE
     triage = np.asarray(collected.triage)[known]
     truth = labels[known]
-    p_disease = 1.0 - triage[:, 0]
     tasks: dict[str, Any] = {}
     stage1_truth = (truth != "normal").astype(int)
-    metrics, curves["triage_stage1"] = _binary_task(stage1_truth, p_disease, 0.5)
-    tasks["triage_stage1"] = {"metrics": metrics, "note": "WNL (0) vs diseased (1), every slice"}
+    metrics, curves["triage_stage1"] = _binary_task(stage1_truth, 1.0 - triage[:, 0], disease_cut)
+    tasks["triage_stage1"] = {
+        "metrics": metrics,
+        "note": f"WNL (0) vs diseased (1), every slice, at stage 1's cut {disease_cut:g}",
+    }
     diseased = truth != "normal"
-    p_pe = triage[diseased, 2] / np.clip(p_disease[diseased], 1e-12, None)
     stage2_truth = (truth[diseased] == "pe").astype(int)
-    metrics, curves["triage_stage2"] = _binary_task(stage2_truth, np.clip(p_pe, 0, 1), 0.5)
+    metrics, curves["triage_stage2"] = _binary_task(stage2_truth, triage[diseased, 2], pe_cut)
     tasks["triage_stage2"] = {
         "metrics": metrics,
-        "note": "other disease (0) vs PE (1) on truly diseased slices",
+        "note": (
+            "other disease (0) vs PE (1) on truly diseased slices: triage P(PE) (stage 1 x "
+            f"stage 2) at its cut {pe_cut:g}, as the app decides"
+        ),
     }
+    predicted = np.asarray(collected.triage_classes, dtype=object)[known]
     tasks["triage_three_class"] = {
         "metrics": multiclass_confusion(
-            [TRIAGE_CLASSES.index(t) for t in truth], triage, list(TRIAGE_CLASSES)
+            [TRIAGE_CLASSES.index(t) for t in truth],
+            [TRIAGE_CLASSES.index(str(c)) for c in predicted],
+            list(TRIAGE_CLASSES),
         ),
-        "note": "both stages combined, every slice",
+        "note": "the app's triage class (both stages at their cuts), every slice",
     }
     return tasks
 

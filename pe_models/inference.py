@@ -20,7 +20,7 @@ from pe_models.preprocess.model_input import channel_names, crop_box, model_inpu
 from pe_models.preprocess.stack import WindowStack
 from pe_models.resources import resources_dir
 from pe_models.study_checks import Assessability, ContrastCheck, assess
-from pe_models.triage import TRIAGE_CLASSES, combine_stages, patient_probability, top_class
+from pe_models.triage import TRIAGE_CLASSES, combine_stages, patient_probability, triage_classes
 from pe_models.volume import Volume
 
 
@@ -49,6 +49,9 @@ class SliceResult:
     model_scores
         Every slice PE score the models gave, by source (see
         :meth:`Pipeline.slice_score_sources`); ``pe_probability`` is one of them.
+    triage_class
+        The triage class at the bundles' cuts (see :meth:`Pipeline.triage_cuts`), or None
+        without triage.
     """
 
     index: int
@@ -58,6 +61,7 @@ class SliceResult:
     mask: np.ndarray | None
     crop: CropBox
     model_scores: dict[str, float] = field(default_factory=dict)
+    triage_class: str | None = None
 
     def boxes_scoring(self, cut: float) -> np.ndarray:
         """(N, 5) boxes scoring at least ``cut``: what the viewer draws at that box score cut."""
@@ -355,6 +359,7 @@ class Pipeline:
         n = len(batch)
         scores: dict[str, list[float]] = {}
         triage: list[dict[str, float] | None] = [None] * n
+        triage_names: Sequence[str | None] = [None] * n
         boxes = [np.zeros((0, 5))] * n
         masks: list[np.ndarray | None] = [None] * n
         crops_by_mode: dict[str, list[CropBox]] = {}
@@ -370,6 +375,13 @@ class Pipeline:
             )
             triage = [dict(zip(TRIAGE_CLASSES, map(float, row), strict=True)) for row in combined]
             scores["triage"] = combined[:, TRIAGE_CLASSES.index("pe")].tolist()
+            disease_cut, pe_cut = self.triage_cuts()
+            triage_names = triage_classes(
+                1 - combined[:, 0],
+                combined[:, TRIAGE_CLASSES.index("pe")],
+                disease_cut=disease_cut,
+                pe_cut=pe_cut,
+            )
         if "segmentation" in active:
             logits, seg_crops = self._forward("segmentation", volume, batch, crops_by_mode)
             masks = _masks_to_original(logits, seg_crops, (height, width))
@@ -393,7 +405,11 @@ class Pipeline:
         for i, z in enumerate(batch):
             by_source = {name: float(values[i]) for name, values in scores.items()}
             pe = None if source is None else by_source[source]
-            results.append(SliceResult(z, pe, triage[i], boxes[i], masks[i], crops[i], by_source))
+            results.append(
+                SliceResult(
+                    z, pe, triage[i], boxes[i], masks[i], crops[i], by_source, triage_names[i]
+                )
+            )
         return results
 
     def slice_score_sources(self, tasks: Iterable[str] | None = None) -> list[str]:
@@ -439,6 +455,19 @@ class Pipeline:
             return 0.5
         value = self.models[SCORE_BUNDLE[source]].bundle.config.threshold
         return 0.5 if value is None else float(value)
+
+    def has_triage(self) -> bool:
+        """Whether both triage stages are loaded (they run together)."""
+        return set(self.models) >= TRIAGE_TASKS
+
+    def triage_cuts(self) -> tuple[float, float]:
+        """Stage 1's cut and the cut on triage P(PE): the triage bundles' thresholds, else 0.5.
+
+        See :func:`pe_models.triage.triage_classes`.
+        """
+        stage1 = self.models.get("triage_stage1")
+        disease_cut = None if stage1 is None else stage1.bundle.config.threshold
+        return (0.5 if disease_cut is None else float(disease_cut)), self.source_threshold("triage")
 
     def box_score_cut(self) -> float | None:
         """The detector bundle's box score cut (chosen on validation), None without one.
@@ -502,9 +531,7 @@ class Pipeline:
             if r.pe_probability is not None and r.pe_probability >= threshold
         )
         checks = assess(volume) if checks is None else checks
-        has_other = any(
-            r.triage is not None and top_class(r.triage) == "other_disease" for r in results
-        )
+        has_other = any(r.triage_class == "other_disease" for r in results)
         if positive and not checks.reasons:
             decision = "pe"
         elif has_other:

@@ -28,9 +28,35 @@ def combine_stages(p_disease: np.ndarray, p_pe_given_disease: np.ndarray) -> np.
     return np.stack([1 - disease, disease * (1 - pe), disease * pe], axis=-1)
 
 
-def top_class(probabilities: dict[str, float]) -> str:
-    """The most probable triage class of one slice (``TRIAGE_CLASSES`` → probability)."""
-    return max(probabilities, key=lambda name: probabilities[name])
+def triage_classes(
+    p_disease: np.ndarray, p_pe: np.ndarray, *, disease_cut: float, pe_cut: float
+) -> list[str]:
+    """The triage class of each slice at the two bundles' cuts (chosen on validation).
+
+    PE where P(PE) reaches ``pe_cut`` (the rule of the triage slice PE score, so a PE class
+    and a positive slice are one thing); else normal where stage 1 stays under
+    ``disease_cut``; else other disease. An arg-max of the class probabilities would instead
+    fix both cuts near 0.5, where a stage 1 trained to find small lesions calls most normal
+    slices diseased.
+
+    Parameters
+    ----------
+    p_disease
+        (n,) stage 1 probabilities, diseased vs within normal limits.
+    p_pe
+        (n,) P(PE) = stage 1 × stage 2 (the ``pe`` column of :func:`combine_stages`).
+    disease_cut, pe_cut
+        Stage 1's cut and the cut on P(PE).
+
+    Returns
+    -------
+    list of str
+        n names from ``TRIAGE_CLASSES``.
+    """
+    disease = np.asarray(p_disease, dtype=float)
+    pe = np.asarray(p_pe, dtype=float)
+    names = np.where(pe >= pe_cut, "pe", np.where(disease < disease_cut, "normal", "other_disease"))
+    return [str(name) for name in names]
 
 
 def patient_probability(slice_probabilities: np.ndarray) -> float:

@@ -17,7 +17,6 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from pe_models.inference import SliceResult
 from pe_models.preprocess.lung_crop import CropBox
-from pe_models.triage import top_class
 from pe_viewer.pixmaps import TextItem, to_pixmap
 from pe_viewer.state import LayerStyle
 
@@ -101,12 +100,17 @@ def triage_text(
 
     The slice PE probability (of ``score_source``) is red at or above ``threshold`` and grey
     below it; where triage gives it (or nothing does), the triage class leads in its colour.
-    Other slice PE scores follow after " · ", triage's as its class.
+    Other slice PE scores follow after " · ", triage's as its class. The triage class is the
+    pipeline's, at the bundles' cuts, with the triage P(PE) beside it: the probability of the
+    class itself can be the lower one (stage 1's cut sits far above 0.5).
     """
     if result is None:
         return None
-    if result.triage is not None and (score_source == "triage" or result.pe_probability is None):
-        text, color = _triage_class_text(result.triage), TRIAGE_COLORS[top_class(result.triage)]
+    if result.triage_class is not None and (
+        score_source == "triage" or result.pe_probability is None
+    ):
+        text = _triage_class_text(result.triage_class, result.triage)
+        color = TRIAGE_COLORS[result.triage_class]
     elif result.pe_probability is not None:
         source = f" ({score_source})" if score_source else ""
         positive = result.pe_probability >= threshold
@@ -115,8 +119,8 @@ def triage_text(
     else:
         return None
     seconds = [
-        f"triage {_triage_class_text(result.triage)}"
-        if name == "triage" and result.triage is not None
+        f"triage {_triage_class_text(result.triage_class, result.triage)}"
+        if name == "triage" and result.triage_class is not None
         else f"{name} {score:.0%}"
         for name, score in result.model_scores.items()
         if name != score_source
@@ -124,9 +128,9 @@ def triage_text(
     return " · ".join([text, *seconds]), color
 
 
-def _triage_class_text(probabilities: dict[str, float]) -> str:
-    label = top_class(probabilities)
-    return f"{TRIAGE_NAMES[label]} {probabilities[label]:.0%}"
+def _triage_class_text(label: str, probabilities: dict[str, float] | None) -> str:
+    pe = "" if probabilities is None else f" (PE {probabilities['pe']:.0%})"
+    return f"{TRIAGE_NAMES[label]}{pe}"
 
 
 class SliceOverlays:

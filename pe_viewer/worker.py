@@ -43,6 +43,8 @@ class ModelsInfo:
         With the U-Net alone, the smallest 3D clot that makes a study PE (else None).
     box_score_cut
         The detector bundle's box score cut, chosen on validation (else None).
+    triage_cuts
+        With both triage stages, stage 1's cut and the cut on triage P(PE) (else None).
     """
 
     device: str
@@ -53,6 +55,7 @@ class ModelsInfo:
     other_scores: tuple[str, ...] = ()
     min_clot_ml: float | None = None
     box_score_cut: float | None = None
+    triage_cuts: tuple[float, float] | None = None
 
     @classmethod
     def of(cls, pipeline: Pipeline) -> ModelsInfo:
@@ -66,6 +69,7 @@ class ModelsInfo:
             other_scores=tuple(pipeline.other_slice_scores()),
             min_clot_ml=pipeline.min_clot_ml(),
             box_score_cut=pipeline.box_score_cut(),
+            triage_cuts=pipeline.triage_cuts() if pipeline.has_triage() else None,
         )
 
 

@@ -32,6 +32,7 @@ def findings_document(volume: Volume, study: StudyResult, pipeline: Pipeline) ->
                 "pe_probability": result.pe_probability,
                 "model_scores": result.model_scores,
                 "triage": result.triage,
+                "triage_class": result.triage_class,
                 "boxes": [[round(float(v), 2) for v in box] for box in result.boxes],
                 "crop": [result.crop.x0, result.crop.y0, result.crop.x1, result.crop.y1],
             }

@@ -193,8 +193,9 @@ class Experiment:
     the slice scores (see ``Pipeline.summarise``); choose it on the validation studies."""
     threshold: float | None = None
     """The bundle's decision threshold, chosen on the validation studies: a classifier's (or
-    triage stage 2's) slice PE probability, or a detector's box score cut (the viewer's
-    default "Box score ≥")."""
+    triage stage 2's) slice PE probability, triage stage 1's diseased-slice probability (see
+    ``pe_models.triage.triage_classes``), or a detector's box score cut (the viewer's default
+    "Box score ≥")."""
     scores_slices: bool = True
     """False: the bundle does not give the slice PE probability and the study decision when
     another installed model can (``BundleConfig.scores_slices``); choose it on validation."""

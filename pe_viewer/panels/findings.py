@@ -114,6 +114,12 @@ class FindingsPanel(QtWidgets.QWidget):
                 if models.min_clot_ml is None
                 else f"  \n**Study PE:** a connected U-Net clot of ≥ {models.min_clot_ml:g} mL"
             )
+            if models.triage_cuts is not None:
+                disease_cut, pe_cut = models.triage_cuts
+                rule += (
+                    f"  \n**Triage:** PE at P(PE) ≥ {pe_cut:.2f}, else other disease at "
+                    f"stage 1 ≥ {disease_cut:.2f}, else normal"
+                )
             self.cards.setMarkdown(
                 f"**Device:** {models.device}  \n**Slice PE score:** {source}  \n"
                 f"**Threshold:** {models.threshold:.2f}{rule}\n\n---\n\n{cards}"

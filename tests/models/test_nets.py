@@ -9,7 +9,12 @@ import torch
 from pe_models.nets import available, build
 from pe_models.nets.detector import transfer_backbone_weights
 from pe_models.nets.unet import copy_matching, transfer_encoder_weights
-from pe_models.triage import calibrate_threshold, combine_stages, patient_probability
+from pe_models.triage import (
+    calibrate_threshold,
+    combine_stages,
+    patient_probability,
+    triage_classes,
+)
 
 SWIN = "swin_tiny_patch4_window7_224"
 
@@ -124,6 +129,21 @@ def test_two_stage_probabilities_sum_to_one() -> None:
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
     np.testing.assert_allclose(probabilities[1], [0.1, 0.18, 0.72])
     np.testing.assert_allclose(probabilities[2], [0.0, 1.0, 0.0])
+
+
+def test_triage_classes_follow_the_cuts_not_the_likeliest_class() -> None:
+    p_disease = np.array([0.90, 0.95, 0.95, 0.99, 0.30])
+    p_pe = np.array([0.10, 0.50, 0.85, 0.80, 0.01])
+    classes = triage_classes(p_disease, p_pe, disease_cut=0.92, pe_cut=0.8)
+    # 0.90 < 0.92 is normal though "other disease" is its likeliest class (0.80).
+    assert classes == ["normal", "other_disease", "pe", "pe", "normal"]
+    assert triage_classes(p_disease, p_pe, disease_cut=0.5, pe_cut=0.9) == [
+        "other_disease",
+        "other_disease",
+        "other_disease",
+        "other_disease",
+        "normal",
+    ]
 
 
 def test_patient_aggregation_and_threshold_calibration() -> None:

@@ -106,6 +106,39 @@ def test_a_bundle_that_does_not_score_slices_gives_a_second_opinion(
     assert result.model_scores["classification"] != result.pe_probability
 
 
+def _with_thresholds(folder: Path, thresholds: dict[str, float]) -> Pipeline:
+    for task, threshold in thresholds.items():
+        config_file = folder / task / "config.json"
+        raw = json.loads(config_file.read_text())
+        config_file.write_text(json.dumps(raw | {"threshold": threshold}))
+    return Pipeline.from_bundles(sorted(p for p in folder.iterdir() if p.is_dir()))
+
+
+def test_triage_classes_are_decided_at_the_bundles_cuts(tmp_path: Path, phantom: Phantom) -> None:
+    make_bundles(tmp_path)
+    tasks = ["triage_stage1", "triage_stage2"]
+    slices = range(18, 30)
+    first = Pipeline.from_bundles(sorted(p for p in tmp_path.iterdir() if p.is_dir()))
+    assert first.triage_cuts() == (0.5, 0.5)
+    results = first.run(phantom.volume, slices=slices, tasks=tasks).slices
+    p_disease = np.array([1 - r.triage["normal"] for r in results])
+    middle = float(np.median(p_disease))
+
+    pipeline = _with_thresholds(tmp_path, {"triage_stage1": middle, "triage_stage2": 0.999999})
+    assert pipeline.triage_cuts() == (middle, 0.999999)
+    study = pipeline.run(phantom.volume, slices=slices, tasks=tasks)
+    classes = [r.triage_class for r in study.slices]
+    assert classes == ["normal" if p < middle else "other_disease" for p in p_disease]
+    assert {"normal", "other_disease"} <= set(classes)
+    assert study.positive_slices == ()
+    assert study.triage == "other_disease"
+
+    pipeline = _with_thresholds(tmp_path, {"triage_stage1": 0.999999})
+    study = pipeline.run(phantom.volume, slices=slices, tasks=tasks)
+    assert {r.triage_class for r in study.slices} == {"normal"}
+    assert study.triage == "normal"
+
+
 def test_runs_outward_from_the_priority_slice(pipeline: Pipeline, phantom: Phantom) -> None:
     order: list[int] = []
     pipeline.run(

@@ -37,8 +37,11 @@ def _result(
     p: float | None,
     triage: dict[str, float] | None = None,
     scores: dict[str, float] | None = None,
+    triage_class: str | None = None,
 ) -> SliceResult:
-    return SliceResult(z, p, triage, np.zeros((0, 5)), None, CropBox(0, 8, 0, 8), scores or {})
+    return SliceResult(
+        z, p, triage, np.zeros((0, 5)), None, CropBox(0, 8, 0, 8), scores or {}, triage_class
+    )
 
 
 def test_state_clamps_slices_and_forgets_results_of_the_previous_study(qtbot) -> None:
@@ -115,11 +118,15 @@ def test_patches_colour_masks_and_heatmaps(qtbot) -> None:
 @pytest.mark.parametrize(
     ("result", "source", "expected"),
     [
-        (_result(0, 0.7, {"normal": 0.1, "other_disease": 0.2, "pe": 0.7}), "triage", "PE 70%"),
         (
-            _result(0, 0.05, {"normal": 0.9, "other_disease": 0.05, "pe": 0.05}),
+            _result(0, 0.7, {"normal": 0.1, "other_disease": 0.2, "pe": 0.7}, None, "pe"),
             "triage",
-            "Normal 90%",
+            "PE (PE 70%)",
+        ),
+        (  # the pipeline's class at stage 1's cut, though "other disease" is the likelier
+            _result(0, 0.05, {"normal": 0.15, "other_disease": 0.8, "pe": 0.05}, None, "normal"),
+            "triage",
+            "Normal (PE 5%)",
         ),
         (_result(0, 0.93, None), "segmentation", "PE 93% (segmentation)"),
         (
@@ -133,9 +140,10 @@ def test_patches_colour_masks_and_heatmaps(qtbot) -> None:
                 0.93,
                 {"normal": 0.2, "other_disease": 0.7, "pe": 0.1},
                 {"classification": 0.2, "triage": 0.1, "segmentation": 0.93},
+                "other_disease",
             ),
             "segmentation",
-            "PE 93% (segmentation) · classification 20% · triage Other disease 70%",
+            "PE 93% (segmentation) · classification 20% · triage Other disease (PE 10%)",
         ),
         (_result(0, None, None), None, None),
         (None, None, None),
