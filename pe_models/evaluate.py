@@ -102,9 +102,12 @@ def study_summary(name: str, volume: Volume, result: StudyResult) -> dict[str, A
     """What the app says about a study, as one JSON-ready row.
 
     ``decision`` is ``not assessable`` when the study gets none (``not_assessable`` says why),
-    not the ``normal`` that :class:`StudyResult` keeps in its fixed ``triage`` field.
+    not the ``normal`` that :class:`StudyResult` keeps in its fixed ``triage`` field. With
+    triage, ``triage_slices`` counts the slices of each triage class.
     """
-    return {
+    classes = [r.triage_class for r in result.slices if r.triage_class is not None]
+    counts = {"triage_slices": {c: classes.count(c) for c in TRIAGE_CLASSES}} if classes else {}
+    return counts | {
         "study": name,
         "slices": volume.shape[0],
         "pe_probability": round(result.pe_probability, 4),

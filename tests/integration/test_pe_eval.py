@@ -18,6 +18,7 @@ from pe_models.data.phantoms import phantom_records
 from pe_models.evaluate import BOTH, PREDICTED_ONLY, TRUE_ONLY, collect, metrics_of, true_clot_ml
 from pe_models.inference import Pipeline
 from pe_models.synth.phantom import generate_phantom
+from pe_models.triage import TRIAGE_CLASSES
 from tests.model_bundles import make_bundles, make_oracle_bundles
 
 
@@ -71,6 +72,14 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
     assert slice_pe["n"] == sum(study["slices"] for study in report["studies"])
     assert 0 < slice_pe["n_positive"] < slice_pe["n"]
     assert report["tasks"]["patient_pe_any_slice"]["metrics"]["n"] == 3
+    # The three-class table counts the app's triage classes, as each study row does.
+    confusion = np.asarray(report["tasks"]["triage_three_class"]["metrics"]["confusion_matrix"])
+    for study in report["studies"]:
+        assert sum(study["triage_slices"].values()) == study["slices"]
+    predicted = [
+        sum(study["triage_slices"][c] for study in report["studies"]) for c in TRIAGE_CLASSES
+    ]
+    assert confusion.sum(axis=0).tolist() == predicted
     assert sorted(p.name for p in (out / "masks").iterdir()) == [
         f"phantom-000{seed}-pe.nii.gz" for seed in (60, 61, 62)
     ]
