@@ -20,7 +20,13 @@ from pe_models.preprocess.model_input import channel_names, crop_box, model_inpu
 from pe_models.preprocess.stack import WindowStack
 from pe_models.resources import resources_dir
 from pe_models.study_checks import Assessability, ContrastCheck, assess
-from pe_models.triage import TRIAGE_CLASSES, combine_stages, patient_probability, triage_classes
+from pe_models.triage import (
+    TRIAGE_CLASSES,
+    combine_stages,
+    longest_run,
+    patient_probability,
+    triage_classes,
+)
 from pe_models.volume import Volume
 
 
@@ -490,6 +496,17 @@ class Pipeline:
         value = self.models["segmentation"].bundle.config.extra.get("min_clot_ml")
         return None if value is None else float(value)
 
+    def min_disease_mm(self) -> float | None:
+        """Triage stage 1's study rule: the shortest diseased run of slices along z, in mm.
+
+        None (any one slice makes the study diseased, seed 2's rule) when stage 1's bundle
+        sets no ``min_disease_mm`` (chosen on validation) or triage is not loaded.
+        """
+        if not self.has_triage():
+            return None
+        value = self.models["triage_stage1"].bundle.config.extra.get("min_disease_mm")
+        return None if value is None else float(value)
+
     def summarise(
         self,
         volume: Volume,
@@ -507,6 +524,11 @@ class Pipeline:
         a 3D-connected predicted clot at least that large: the U-Net leaves specks of a few
         voxels on normal scans, a real clot runs through several slices. Slice scores stay as
         the U-Net gave them.
+
+        Without PE, the study is ``other_disease`` when triage calls a slice diseased (its
+        class is not normal), or, if stage 1's bundle sets ``min_disease_mm``, a run of
+        consecutive slices at least that long along z: a lesion spans several slices, stage
+        1's false calls on a normal scan come alone or in short runs.
         """
         threshold = self.threshold(tasks)
         masked = [(r.index, r.mask) for r in results if r.mask is not None]
@@ -531,7 +553,12 @@ class Pipeline:
             if r.pe_probability is not None and r.pe_probability >= threshold
         )
         checks = assess(volume) if checks is None else checks
-        has_other = any(r.triage_class == "other_disease" for r in results)
+        diseased = [r.index for r in results if r.triage_class not in (None, "normal")]
+        min_mm = self.min_disease_mm()
+        if min_mm is None:
+            has_other = bool(diseased)
+        else:
+            has_other = longest_run(diseased) * volume.spacing[0] >= min_mm
         if positive and not checks.reasons:
             decision = "pe"
         elif has_other:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 TRIAGE_CLASSES = ("normal", "other_disease", "pe")
@@ -57,6 +59,17 @@ def triage_classes(
     pe = np.asarray(p_pe, dtype=float)
     names = np.where(pe >= pe_cut, "pe", np.where(disease < disease_cut, "normal", "other_disease"))
     return [str(name) for name in names]
+
+
+def longest_run(indices: Sequence[int]) -> int:
+    """The most consecutive integers among ``indices`` (slice z indices), 0 for none."""
+    best = run = 0
+    previous = None
+    for index in sorted(set(indices)):
+        run = run + 1 if previous is not None and index == previous + 1 else 1
+        best = max(best, run)
+        previous = index
+    return best
 
 
 def patient_probability(slice_probabilities: np.ndarray) -> float:

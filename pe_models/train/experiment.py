@@ -191,6 +191,10 @@ class Experiment:
     min_clot_ml: float | None = None
     """Segmentation: the smallest 3D clot that may make a study PE when the U-Net alone gives
     the slice scores (see ``Pipeline.summarise``); choose it on the validation studies."""
+    min_disease_mm: float | None = None
+    """Triage stage 1: a study is diseased only when triage calls a run of consecutive slices
+    at least this long along z diseased (see ``Pipeline.summarise``); choose it on the
+    validation studies."""
     threshold: float | None = None
     """The bundle's decision threshold, chosen on the validation studies: a classifier's (or
     triage stage 2's) slice PE probability, triage stage 1's diseased-slice probability (see
@@ -285,6 +289,16 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         raise ExperimentError(
             f"{source}: min_clot_ml must be a positive number of mL, for segmentation only"
         )
+    min_disease_mm = raw.get("min_disease_mm")
+    if min_disease_mm is not None and (
+        raw["task"] != "triage_stage1"
+        or isinstance(min_disease_mm, bool)
+        or not isinstance(min_disease_mm, int | float)
+        or min_disease_mm <= 0
+    ):
+        raise ExperimentError(
+            f"{source}: min_disease_mm must be a positive number of mm, for triage_stage1 only"
+        )
     threshold = raw.get("threshold")
     if threshold is not None and (
         isinstance(threshold, bool)
@@ -320,6 +334,7 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         card={str(k): str(v) for k, v in raw.get("card", {}).items()},
         path=source,
         min_clot_ml=None if min_clot_ml is None else float(min_clot_ml),
+        min_disease_mm=None if min_disease_mm is None else float(min_disease_mm),
         threshold=None if threshold is None else float(threshold),
         scores_slices=scores_slices,
         install=install,

@@ -338,7 +338,12 @@ def train_experiment(
         threshold=experiment.threshold,
         scores_slices=experiment.scores_slices,
         extra={"training": summary}
-        | ({} if experiment.min_clot_ml is None else {"min_clot_ml": experiment.min_clot_ml}),
+        | ({} if experiment.min_clot_ml is None else {"min_clot_ml": experiment.min_clot_ml})
+        | (
+            {}
+            if experiment.min_disease_mm is None
+            else {"min_disease_mm": experiment.min_disease_mm}
+        ),
     )
     folder = out / experiment.output
     save_bundle(
@@ -396,10 +401,19 @@ def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:
             f"3D-connected clot of at least {experiment.min_clot_ml:g} mL is found "
             "(`min_clot_ml`, chosen on validation studies; the experiment file says which)."
         )
+    if experiment.min_disease_mm is not None:
+        lines.append(
+            "- Study rule: triage calls a study diseased only when it calls a run of "
+            f"consecutive slices at least {experiment.min_disease_mm:g} mm long along z "
+            "diseased (`min_disease_mm`, chosen on validation studies; the experiment file "
+            "says which)."
+        )
     if experiment.threshold is not None:
-        what = "Box score cut (boxes below it are not drawn by default)"
-        if experiment.task != "detection":
-            what = "Decision threshold"
+        what = {
+            "detection": "Box score cut (boxes below it are not drawn by default)",
+            "triage_stage1": "Diseased-slice cut on this stage's probability",
+            "triage_stage2": "PE-slice cut on triage P(PE) = stage 1 x stage 2",
+        }.get(experiment.task, "Decision threshold")
         lines.append(
             f"- {what}: {experiment.threshold:g} (`threshold`, chosen on validation studies; "
             "the experiment file says which)."

@@ -12,6 +12,7 @@ from pe_models.nets.unet import copy_matching, transfer_encoder_weights
 from pe_models.triage import (
     calibrate_threshold,
     combine_stages,
+    longest_run,
     patient_probability,
     triage_classes,
 )
@@ -144,6 +145,12 @@ def test_triage_classes_follow_the_cuts_not_the_likeliest_class() -> None:
         "other_disease",
         "normal",
     ]
+
+
+def test_longest_run_counts_consecutive_slices() -> None:
+    assert longest_run([]) == 0
+    assert longest_run([7]) == 1
+    assert longest_run([9, 3, 4, 5, 10, 4]) == 3  # any order; a repeat is one slice
 
 
 def test_patient_aggregation_and_threshold_calibration() -> None:

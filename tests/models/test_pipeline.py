@@ -139,6 +139,39 @@ def test_triage_classes_are_decided_at_the_bundles_cuts(tmp_path: Path, phantom:
     assert study.triage == "normal"
 
 
+def _classed(z: int, triage_class: str) -> SliceResult:
+    triage = {"normal": 0.5, "other_disease": 0.4, "pe": 0.1}
+    scores = {"classification": 0.1, "triage": 0.1}
+    return SliceResult(z, 0.1, triage, np.zeros((0, 5)), None, None, scores, triage_class)
+
+
+def test_a_study_is_diseased_only_for_a_run_as_long_as_stage_1_asks(
+    tmp_path: Path, phantom: Phantom
+) -> None:
+    make_bundles(tmp_path)
+    volume = phantom.volume
+    classes = ["normal"] * 12
+    classes[2] = classes[5] = "other_disease"  # two lone calls
+    lone = [_classed(z, c) for z, c in enumerate(classes)]
+    classes[8:11] = ["other_disease", "pe", "other_disease"]  # three slices in a row
+    run = [_classed(z, c) for z, c in enumerate(classes)]
+
+    any_slice = Pipeline.from_bundles(sorted(p for p in tmp_path.iterdir() if p.is_dir()))
+    assert any_slice.min_disease_mm() is None  # seed 2's rule: one slice is enough
+    assert any_slice.summarise(volume, lone).triage == "other_disease"
+
+    config_file = tmp_path / "triage_stage1" / "config.json"
+    raw = json.loads(config_file.read_text())
+    three_slices_mm = 3 * volume.spacing[0]
+    raw["extra"] = raw.get("extra", {}) | {"min_disease_mm": three_slices_mm}
+    config_file.write_text(json.dumps(raw))
+    strict = Pipeline.from_bundles(sorted(p for p in tmp_path.iterdir() if p.is_dir()))
+    assert strict.min_disease_mm() == pytest.approx(three_slices_mm)
+    assert strict.summarise(volume, lone).triage == "normal"
+    assert strict.summarise(volume, run).triage == "other_disease"
+    assert strict.summarise(volume, [_classed(z, "normal") for z in range(12)]).triage == "normal"
+
+
 def test_runs_outward_from_the_priority_slice(pipeline: Pipeline, phantom: Phantom) -> None:
     order: list[int] = []
     pipeline.run(

@@ -62,6 +62,7 @@ def experiment_dict(task: str, **changes: object) -> dict:
             "arch": "detector",
             "kwargs": {"backbone": "resnet10t", "fpn_channels": 32, "sampled_rois": 16},
         },
+        "triage_stage1": {"arch": "mwl_cbam_drn", "kwargs": {"depth": "resnet10t"}},
         "triage_stage2": {"arch": "mwl_cbam_drn", "kwargs": {"depth": "resnet10t"}},
         "integrated": {"arch": "integrated", "kwargs": {"backbone": "resnet10t", "input_size": 64}},
     }
@@ -81,7 +82,7 @@ def experiment_dict(task: str, **changes: object) -> dict:
         },
         "train": {"steps": 3, "batch_size": 4, "val_every": 3, "patch": 32},
     }
-    if task in ("triage_stage2", "integrated"):  # whole slices; a classifier takes patches
+    if task.startswith("triage") or task == "integrated":  # whole slices; a classifier takes patches
         del raw["train"]["patch"]
     raw.update(changes)
     return raw
@@ -108,6 +109,10 @@ def test_experiment_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
     raw = experiment_dict("segmentation", min_clot_ml=-1)
     with pytest.raises(ExperimentError, match="positive number of mL"):
         parse_experiment(raw, path)
+    for task, bad in (("triage_stage2", 10), ("triage_stage1", 0), ("triage_stage1", True)):
+        raw = experiment_dict(task, min_disease_mm=bad)
+        with pytest.raises(ExperimentError, match=r"min_disease_mm.*triage_stage1 only"):
+            parse_experiment(raw, path)
     for bad in (0, 1.5, True, "0.9"):
         raw = experiment_dict("detection", threshold=bad)
         with pytest.raises(ExperimentError, match="threshold must be a number between 0 and 1"):
@@ -489,7 +494,8 @@ def test_triage_branches_start_from_a_seed1_encoder_window_by_window() -> None:
 @pytest.mark.slow
 def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
     trained: dict[str, Path] = {}
-    for task in ("classification", "segmentation", "detection", "triage_stage2", "integrated"):
+    tasks = ("classification", "segmentation", "detection", "triage_stage1", "triage_stage2")
+    for task in (*tasks, "integrated"):
         raw = experiment_dict(task)
         if task in ("segmentation", "detection", "integrated"):
             raw["model"]["init_from"] = "tiny-classification"
@@ -500,6 +506,9 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
             raw["threshold"] = 0.85
         if task == "classification":
             raw["scores_slices"] = False
+        if task == "triage_stage1":
+            raw["min_disease_mm"] = 10
+            raw["threshold"] = 0.9
         experiment = parse_experiment(raw, tmp_path / f"{task}.yaml")
         trained[experiment.name] = train_experiment(
             experiment, tmp_path / "run", trained=trained, workers=0, progress_bar=False
@@ -520,6 +529,10 @@ def test_tiny_training_runs_end_in_working_bundles(tmp_path: Path) -> None:
     assert "Box score cut (boxes below it are not drawn by default): 0.85" in (
         load_bundle(trained["tiny-detection"]).card
     )
+    stage1 = load_bundle(trained["tiny-triage_stage1"])
+    assert (stage1.config.extra["min_disease_mm"], stage1.config.threshold) == (10, 0.9)
+    assert "a run of consecutive slices at least 10 mm long along z" in stage1.card
+    assert "Diseased-slice cut on this stage's probability: 0.9" in stage1.card
     assert (tmp_path / "run" / "logs").is_dir()
     pipeline = Pipeline.from_bundles(
         [trained["tiny-classification"], trained["tiny-segmentation"], trained["tiny-detection"]]
