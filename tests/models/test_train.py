@@ -82,7 +82,7 @@ def experiment_dict(task: str, **changes: object) -> dict:
         },
         "train": {"steps": 3, "batch_size": 4, "val_every": 3, "patch": 32},
     }
-    if task.startswith("triage") or task == "integrated":  # whole slices; a classifier takes patches
+    if task.startswith("triage") or task == "integrated":  # whole slices (a classifier: patches)
         del raw["train"]["patch"]
     raw.update(changes)
     return raw

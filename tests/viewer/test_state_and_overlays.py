@@ -20,6 +20,7 @@ from pe_viewer.overlays import (
     mask_patch,
     triage_text,
 )
+from pe_viewer.panels.findings import FindingsPanel
 from pe_viewer.panels.layers import LayerPanel
 from pe_viewer.panels.zplot import ZPlotWidget
 from pe_viewer.pixmaps import TextItem
@@ -253,6 +254,22 @@ def test_layers_no_loaded_model_can_draw_are_greyed_out(qtbot) -> None:
     assert panel.min_box_score.isEnabled()
     panel.set_models(None)
     assert not panel.visible["mask"].isEnabled()
+
+
+def test_findings_give_the_triage_rule_only_with_triage(qtbot) -> None:
+    panel = FindingsPanel(ViewerState())
+    qtbot.addWidget(panel)
+    unet = BundleConfig("unet", {}, "segmentation", ("vascular",))
+    panel.set_models(ModelsInfo("CPU", {"segmentation": unet}, {}, 0.5, "segmentation"))
+    assert "Triage:" not in panel.cards.toPlainText()
+    with_triage = ModelsInfo(
+        "CPU", {"segmentation": unet}, {}, 0.5, "segmentation", triage_cuts=(0.92, 0.86)
+    )
+    panel.set_models(with_triage)
+    assert (
+        "Triage: PE at P(PE) ≥ 0.86, else other disease at stage 1 ≥ 0.92, else normal"
+        in panel.cards.toPlainText()
+    )
 
 
 def test_layers_box_score_cut_shows_the_whole_range_the_state_takes(qtbot) -> None:
