@@ -194,6 +194,9 @@ def test_installed_only_keeps_what_ships_and_what_it_starts_from(tmp_path: Path)
         "classifier_patch",
         "classifier",
         "detector",
+        "triage_stage1_patch",
+        "triage_stage1",
+        "triage_stage2",
     ]
 
     def experiment(name: str, init_from: str | None, install: bool) -> Experiment:
