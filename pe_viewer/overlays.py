@@ -129,7 +129,7 @@ def triage_text(
 
 
 def _triage_class_text(label: str, probabilities: dict[str, float] | None) -> str:
-    pe = "" if probabilities is None else f" (PE {probabilities['pe']:.0%})"
+    pe = "" if probabilities is None else f" (P(PE) {probabilities['pe']:.0%})"
     return f"{TRIAGE_NAMES[label]}{pe}"
 
 

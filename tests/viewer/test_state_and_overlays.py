@@ -122,12 +122,12 @@ def test_patches_colour_masks_and_heatmaps(qtbot) -> None:
         (
             _result(0, 0.7, {"normal": 0.1, "other_disease": 0.2, "pe": 0.7}, None, "pe"),
             "triage",
-            "PE (PE 70%)",
+            "PE (P(PE) 70%)",
         ),
         (  # the pipeline's class at stage 1's cut, though "other disease" is the likelier
             _result(0, 0.05, {"normal": 0.15, "other_disease": 0.8, "pe": 0.05}, None, "normal"),
             "triage",
-            "Normal (PE 5%)",
+            "Normal (P(PE) 5%)",
         ),
         (_result(0, 0.93, None), "segmentation", "PE 93% (segmentation)"),
         (
@@ -144,7 +144,7 @@ def test_patches_colour_masks_and_heatmaps(qtbot) -> None:
                 "other_disease",
             ),
             "segmentation",
-            "PE 93% (segmentation) · classification 20% · triage Other disease (PE 10%)",
+            "PE 93% (segmentation) · classification 20% · triage Other disease (P(PE) 10%)",
         ),
         (_result(0, None, None), None, None),
         (None, None, None),
