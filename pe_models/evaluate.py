@@ -25,7 +25,6 @@ from pe_models.clots import components_on_truth
 from pe_models.data.records import NO_PE, LabelledStudy, StudyRecord
 from pe_models.inference import (
     DEFAULT_BOX_SCORE_CUT,
-    TRIAGE_TASKS,
     Pipeline,
     SliceResult,
     StudyResult,
@@ -105,9 +104,7 @@ def study_summary(name: str, volume: Volume, result: StudyResult) -> dict[str, A
     not the ``normal`` that :class:`StudyResult` keeps in its fixed ``triage`` field. With
     triage, ``triage_slices`` counts the slices of each triage class.
     """
-    classes = [r.triage_class for r in result.slices if r.triage_class is not None]
-    counts = {"triage_slices": {c: classes.count(c) for c in TRIAGE_CLASSES}} if classes else {}
-    return counts | {
+    row: dict[str, Any] = {
         "study": name,
         "slices": volume.shape[0],
         "pe_probability": round(result.pe_probability, 4),
@@ -121,6 +118,10 @@ def study_summary(name: str, volume: Volume, result: StudyResult) -> dict[str, A
         "not_assessable": result.not_assessable,
         "warnings": list(result.warnings),
     }
+    classes = [r.triage_class for r in result.slices if r.triage_class is not None]
+    if classes:
+        row["triage_slices"] = {c: classes.count(c) for c in TRIAGE_CLASSES}
+    return row
 
 
 def labelled_summary(name: str, study: LabelledStudy, result: StudyResult) -> dict[str, Any]:
@@ -332,7 +333,7 @@ def metrics_of(collected: Collected, pipeline: Pipeline) -> tuple[dict[str, Any]
                 "metrics": metrics,
                 "note": f"{SCORE_NOTES[other]}, every slice: a second opinion, not the decision",
             }
-    if set(pipeline.tasks) >= TRIAGE_TASKS:
+    if pipeline.has_triage():
         tasks.update(_triage_tasks(collected, labels, curves, pipeline.triage_cuts()))
     if collected.patient_pe:
         decisions = {p: [collected.patient_decision[p]] for p in collected.patient_pe}
@@ -424,7 +425,10 @@ def _triage_tasks(
     metrics, curves["triage_stage1"] = _binary_task(stage1_truth, 1.0 - triage[:, 0], disease_cut)
     tasks["triage_stage1"] = {
         "metrics": metrics,
-        "note": f"WNL (0) vs diseased (1), every slice, at stage 1's cut {disease_cut:g}",
+        "note": (
+            f"WNL (0) vs diseased (1), every slice, stage 1 alone at its cut {disease_cut:g} "
+            "(the app's class is also PE below it where P(PE) reaches stage 2's cut)"
+        ),
     }
     diseased = truth != "normal"
     stage2_truth = (truth[diseased] == "pe").astype(int)
@@ -437,6 +441,8 @@ def _triage_tasks(
         ),
     }
     predicted = np.asarray(collected.triage_classes, dtype=object)[known]
+    if any(c is None for c in predicted):
+        raise ValueError("triage ran on only some slices: no three-class table")
     tasks["triage_three_class"] = {
         "metrics": multiclass_confusion(
             [TRIAGE_CLASSES.index(t) for t in truth],

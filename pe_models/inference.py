@@ -375,19 +375,13 @@ class Pipeline:
         if active >= TRIAGE_TASKS:
             stage1, _ = self._forward("triage_stage1", volume, batch, crops_by_mode)
             stage2, _ = self._forward("triage_stage2", volume, batch, crops_by_mode)
-            combined = combine_stages(
-                torch.sigmoid(stage1[:, 0]).cpu().numpy(),
-                torch.sigmoid(stage2[:, 0]).cpu().numpy(),
-            )
+            p_disease = torch.sigmoid(stage1[:, 0]).cpu().numpy()
+            combined = combine_stages(p_disease, torch.sigmoid(stage2[:, 0]).cpu().numpy())
             triage = [dict(zip(TRIAGE_CLASSES, map(float, row), strict=True)) for row in combined]
-            scores["triage"] = combined[:, TRIAGE_CLASSES.index("pe")].tolist()
+            p_pe = combined[:, TRIAGE_CLASSES.index("pe")]
+            scores["triage"] = p_pe.tolist()
             disease_cut, pe_cut = self.triage_cuts()
-            triage_names = triage_classes(
-                1 - combined[:, 0],
-                combined[:, TRIAGE_CLASSES.index("pe")],
-                disease_cut=disease_cut,
-                pe_cut=pe_cut,
-            )
+            triage_names = triage_classes(p_disease, p_pe, disease_cut=disease_cut, pe_cut=pe_cut)
         if "segmentation" in active:
             logits, seg_crops = self._forward("segmentation", volume, batch, crops_by_mode)
             masks = _masks_to_original(logits, seg_crops, (height, width))
@@ -526,9 +520,11 @@ class Pipeline:
         the U-Net gave them.
 
         Without PE, the study is ``other_disease`` when triage calls a slice diseased (its
-        class is not normal), or, if stage 1's bundle sets ``min_disease_mm``, a run of
-        consecutive slices at least that long along z: a lesion spans several slices, stage
-        1's false calls on a normal scan come alone or in short runs.
+        class is other disease or PE: the slice score, not triage, decides PE), or, if stage
+        1's bundle sets ``min_disease_mm``, a run of consecutive slices at least that long
+        along z: a lesion spans several slices, stage 1's false calls on a normal scan come
+        alone or in short runs. The run counts consecutive z indices among ``results``, so
+        the rule needs every slice of the stretch run (as the viewer and ``pe-infer`` do).
         """
         threshold = self.threshold(tasks)
         masked = [(r.index, r.mask) for r in results if r.mask is not None]
@@ -558,7 +554,8 @@ class Pipeline:
         if min_mm is None:
             has_other = bool(diseased)
         else:
-            has_other = longest_run(diseased) * volume.spacing[0] >= min_mm
+            # The tolerance keeps e.g. 3 slices of 3.3333 mm from missing a 10 mm rule.
+            has_other = longest_run(diseased) * volume.spacing[0] >= min_mm - 1e-6
         if positive and not checks.reasons:
             decision = "pe"
         elif has_other:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def triage_classes(
     return [str(name) for name in names]
 
 
-def longest_run(indices: Sequence[int]) -> int:
+def longest_run(indices: Iterable[int]) -> int:
     """The most consecutive integers among ``indices`` (slice z indices), 0 for none."""
     best = run = 0
     previous = None

@@ -45,6 +45,9 @@ class ModelsInfo:
         The detector bundle's box score cut, chosen on validation (else None).
     triage_cuts
         With both triage stages, stage 1's cut and the cut on triage P(PE) (else None).
+    min_disease_mm
+        With triage, the shortest diseased run along z that makes a study "other disease"
+        (else None: any one slice does).
     """
 
     device: str
@@ -56,6 +59,7 @@ class ModelsInfo:
     min_clot_ml: float | None = None
     box_score_cut: float | None = None
     triage_cuts: tuple[float, float] | None = None
+    min_disease_mm: float | None = None
 
     @classmethod
     def of(cls, pipeline: Pipeline) -> ModelsInfo:
@@ -70,6 +74,7 @@ class ModelsInfo:
             min_clot_ml=pipeline.min_clot_ml(),
             box_score_cut=pipeline.box_score_cut(),
             triage_cuts=pipeline.triage_cuts() if pipeline.has_triage() else None,
+            min_disease_mm=pipeline.min_disease_mm(),
         )
 
 

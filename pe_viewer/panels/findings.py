@@ -117,9 +117,14 @@ class FindingsPanel(QtWidgets.QWidget):
             if models.triage_cuts is not None:
                 disease_cut, pe_cut = models.triage_cuts
                 rule += (
-                    f"  \n**Triage:** PE at P(PE) ≥ {pe_cut:.2f}, else other disease at "
-                    f"stage 1 ≥ {disease_cut:.2f}, else normal"
+                    f"  \n**Triage:** PE at P(PE) ≥ {pe_cut:g}, else other disease at "
+                    f"stage 1 ≥ {disease_cut:g}, else normal"
                 )
+                if models.min_disease_mm is not None:
+                    rule += (
+                        f"; a study is diseased for a run of ≥ {models.min_disease_mm:g} mm "
+                        "of such slices"
+                    )
             self.cards.setMarkdown(
                 f"**Device:** {models.device}  \n**Slice PE score:** {source}  \n"
                 f"**Threshold:** {models.threshold:.2f}{rule}\n\n---\n\n{cards}"

@@ -26,6 +26,10 @@ from tests.model_bundles import make_bundles, make_oracle_bundles
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("bundles")
     make_bundles(folder, size=64)
+    # Cuts far from 0.5, where the triage rule and an arg-max of the class probabilities differ.
+    for task, cut in (("triage_stage1", 0.9), ("triage_stage2", 0.2)):
+        config_file = folder / task / "config.json"
+        config_file.write_text(json.dumps(json.loads(config_file.read_text()) | {"threshold": cut}))
     return folder
 
 

@@ -133,17 +133,19 @@ def test_two_stage_probabilities_sum_to_one() -> None:
 
 
 def test_triage_classes_follow_the_cuts_not_the_likeliest_class() -> None:
-    p_disease = np.array([0.90, 0.95, 0.95, 0.99, 0.30])
-    p_pe = np.array([0.10, 0.50, 0.85, 0.80, 0.01])
+    p_disease = np.array([0.90, 0.95, 0.95, 0.99, 0.30, 0.90])
+    p_pe = np.array([0.10, 0.50, 0.85, 0.80, 0.01, 0.88])
     classes = triage_classes(p_disease, p_pe, disease_cut=0.92, pe_cut=0.8)
-    # 0.90 < 0.92 is normal though "other disease" is its likeliest class (0.80).
-    assert classes == ["normal", "other_disease", "pe", "pe", "normal"]
+    # 0.90 < 0.92 is normal though "other disease" is its likeliest class (0.80); the PE cut
+    # comes first, so the last slice is PE below stage 1's cut.
+    assert classes == ["normal", "other_disease", "pe", "pe", "normal", "pe"]
     assert triage_classes(p_disease, p_pe, disease_cut=0.5, pe_cut=0.9) == [
         "other_disease",
         "other_disease",
         "other_disease",
         "other_disease",
         "normal",
+        "other_disease",
     ]
 
 

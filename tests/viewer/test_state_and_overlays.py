@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -266,10 +268,11 @@ def test_findings_give_the_triage_rule_only_with_triage(qtbot) -> None:
         "CPU", {"segmentation": unet}, {}, 0.5, "segmentation", triage_cuts=(0.92, 0.86)
     )
     panel.set_models(with_triage)
-    assert (
-        "Triage: PE at P(PE) ≥ 0.86, else other disease at stage 1 ≥ 0.92, else normal"
-        in panel.cards.toPlainText()
-    )
+    text = panel.cards.toPlainText()
+    assert "Triage: PE at P(PE) ≥ 0.86, else other disease at stage 1 ≥ 0.92, else normal" in text
+    assert "a study is diseased" not in text  # any one slice: seed 2's rule
+    panel.set_models(replace(with_triage, min_disease_mm=10.0))
+    assert "a study is diseased for a run of ≥ 10 mm of such slices" in panel.cards.toPlainText()
 
 
 def test_layers_box_score_cut_shows_the_whole_range_the_state_takes(qtbot) -> None:
