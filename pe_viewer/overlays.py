@@ -225,8 +225,17 @@ class SliceOverlays:
         self.crop.setRect(QtCore.QRectF(crop.x0, crop.y0, crop.x1 - crop.x0, crop.y1 - crop.y0))
         self.crop.show()
 
-    def show_badge(self, text: tuple[str, str] | None, style: LayerStyle) -> None:
-        """Show the slice's triage (or PE probability) in the top-right corner."""
+    def show_badge(
+        self,
+        text: tuple[str, str] | None,
+        style: LayerStyle,
+        clear_of: QtCore.QRectF | None = None,
+    ) -> None:
+        """Show the slice's triage (or PE probability) in the top-right corner.
+
+        ``clear_of``: a rectangle of the view (the study text in the top-left corner) that
+        the badge must not cover; where a narrow view would make it, the badge moves below.
+        """
         if not style.visible or text is None:
             self.badge.hide()
             return
@@ -234,4 +243,7 @@ class SliceOverlays:
         self.badge.set_text(label, "white", background=color)
         self.badge.setOpacity(style.opacity)
         self.badge.setPos(self._view.boundingRect().width() - 6, 6)
+        placed = self.badge.mapRectToParent(self.badge.boundingRect())
+        if clear_of is not None and placed.intersects(clear_of):
+            self.badge.setPos(self.badge.pos().x(), clear_of.bottom() + 6)
         self.badge.show()

@@ -208,7 +208,8 @@ class SliceViewWidget(QtWidgets.QWidget):
             None if result is None else result.crop, style("model_view").visible
         )
         badge = triage_text(result, self.score_source, self.state.threshold)
-        self.overlays.show_badge(badge, style("triage"))
+        info = self._info.mapRectToParent(self._info.boundingRect())
+        self.overlays.show_badge(badge, style("triage"), clear_of=info)
 
     # -- drawing -------------------------------------------------------------------------
     def _update_info(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -16,6 +17,7 @@ from pe_models.volume import Volume
 from pe_viewer.overlays import (
     BELOW_THRESHOLD_COLOR,
     TRIAGE_COLORS,
+    SliceOverlays,
     bounding_patch,
     heatmap_lut,
     heatmap_patch,
@@ -26,7 +28,7 @@ from pe_viewer.panels.findings import FindingsPanel
 from pe_viewer.panels.layers import LayerPanel
 from pe_viewer.panels.zplot import ZPlotWidget
 from pe_viewer.pixmaps import TextItem
-from pe_viewer.state import HeatmapKey, ViewerState
+from pe_viewer.state import HeatmapKey, LayerStyle, ViewerState
 from pe_viewer.theme import dark_palette
 from pe_viewer.worker import ModelsInfo
 
@@ -155,6 +157,29 @@ def test_patches_colour_masks_and_heatmaps(qtbot) -> None:
 def test_triage_badge_text(result, source, expected) -> None:
     text = triage_text(result, source, threshold=0.5)
     assert (text[0] if text else None) == expected
+
+
+@pytest.mark.parametrize(("width", "moved"), [(1600, False), (500, True)])
+def test_the_badge_keeps_clear_of_the_study_text(qtbot, width: int, moved: bool) -> None:
+    graphics = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(graphics)
+    view = graphics.addViewBox()
+    graphics.resize(width, 400)
+    graphics.show()
+    qtbot.waitExposed(graphics)
+    image = pg.ImageItem()
+    view.addItem(image)
+    overlays = SliceOverlays(image, view)
+    info = TextItem(view)
+    info.setPos(4, 4)
+    info.set_text("SYNTHETIC CTPA PHANTOM seed 2 (pe)\nslice 106/244\nW 700  L 100", "#ffffff")
+    study_text = info.mapRectToParent(info.boundingRect())
+    badge = "PE 100% (segmentation) · classification 80% · triage PE (P(PE) 86%)"
+    overlays.show_badge((badge, "#c0392b"), LayerStyle(True, 1.0), clear_of=study_text)
+    placed = overlays.badge.mapRectToParent(overlays.badge.boundingRect())
+    assert not placed.intersects(study_text)
+    assert placed.right() == pytest.approx(view.boundingRect().width() - 6)
+    assert (placed.top() > study_text.bottom()) == moved
 
 
 def test_a_slice_score_badge_is_red_only_at_or_above_the_threshold() -> None:
