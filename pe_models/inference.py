@@ -487,8 +487,7 @@ class Pipeline:
         """
         if self.slice_score_source(tasks) != "segmentation":
             return None
-        value = self.models["segmentation"].bundle.config.extra.get("min_clot_ml")
-        return None if value is None else float(value)
+        return self._study_rule("segmentation", "min_clot_ml")
 
     def min_disease_mm(self) -> float | None:
         """Triage stage 1's study rule: the shortest diseased run of slices along z, in mm.
@@ -498,7 +497,11 @@ class Pipeline:
         """
         if not self.has_triage():
             return None
-        value = self.models["triage_stage1"].bundle.config.extra.get("min_disease_mm")
+        return self._study_rule("triage_stage1", "min_disease_mm")
+
+    def _study_rule(self, task: str, name: str) -> float | None:
+        """The study rule ``name`` that ``task``'s bundle sets in its extra, else None."""
+        value = self.models[task].bundle.config.extra.get(name)
         return None if value is None else float(value)
 
     def summarise(

@@ -251,6 +251,23 @@ def _phantom_sets(raw: Any, source: Path, where: str) -> PhantomSets:
     return tuple(sets)
 
 
+def _study_rule(raw: Any, key: str, unit: str, task: str, source: Path) -> float | None:
+    """The positive number of ``unit`` under ``key``, a study rule of ``task`` only; or None."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if (
+        raw["task"] != task
+        or isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value <= 0
+    ):
+        raise ExperimentError(
+            f"{source}: {key} must be a positive number of {unit}, for {task} only"
+        )
+    return float(value)
+
+
 def parse_experiment(raw: Any, source: Path) -> Experiment:
     """Check a parsed YAML mapping and build the experiment; errors name ``source``."""
     if not isinstance(raw, dict):
@@ -280,25 +297,8 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
     train, val, test = seeds_of(data.train), seeds_of(data.val), seeds_of(data.test)
     if train & val or (train | val) & test:
         raise ExperimentError(f"{source}: training, validation and test seeds overlap")
-    min_clot_ml = raw.get("min_clot_ml")
-    if min_clot_ml is not None and (
-        raw["task"] != "segmentation"
-        or not isinstance(min_clot_ml, int | float)
-        or min_clot_ml <= 0
-    ):
-        raise ExperimentError(
-            f"{source}: min_clot_ml must be a positive number of mL, for segmentation only"
-        )
-    min_disease_mm = raw.get("min_disease_mm")
-    if min_disease_mm is not None and (
-        raw["task"] != "triage_stage1"
-        or isinstance(min_disease_mm, bool)
-        or not isinstance(min_disease_mm, int | float)
-        or min_disease_mm <= 0
-    ):
-        raise ExperimentError(
-            f"{source}: min_disease_mm must be a positive number of mm, for triage_stage1 only"
-        )
+    min_clot_ml = _study_rule(raw, "min_clot_ml", "mL", "segmentation", source)
+    min_disease_mm = _study_rule(raw, "min_disease_mm", "mm", "triage_stage1", source)
     threshold = raw.get("threshold")
     if threshold is not None and (
         isinstance(threshold, bool)
@@ -333,8 +333,8 @@ def parse_experiment(raw: Any, source: Path) -> Experiment:
         class_names=tuple(raw.get("class_names", ("pe",))),
         card={str(k): str(v) for k, v in raw.get("card", {}).items()},
         path=source,
-        min_clot_ml=None if min_clot_ml is None else float(min_clot_ml),
-        min_disease_mm=None if min_disease_mm is None else float(min_disease_mm),
+        min_clot_ml=min_clot_ml,
+        min_disease_mm=min_disease_mm,
         threshold=None if threshold is None else float(threshold),
         scores_slices=scores_slices,
         install=install,

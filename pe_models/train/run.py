@@ -337,13 +337,7 @@ def train_experiment(
         class_names=experiment.class_names,
         threshold=experiment.threshold,
         scores_slices=experiment.scores_slices,
-        extra={"training": summary}
-        | ({} if experiment.min_clot_ml is None else {"min_clot_ml": experiment.min_clot_ml})
-        | (
-            {}
-            if experiment.min_disease_mm is None
-            else {"min_disease_mm": experiment.min_disease_mm}
-        ),
+        extra={"training": summary} | study_rules(experiment),
     )
     folder = out / experiment.output
     save_bundle(
@@ -359,6 +353,12 @@ def _started_from(experiment: Experiment, summary: Mapping[str, object]) -> str:
         return ""
     where = "" if str(folder) == named else f" (bundle `{folder}`)"
     return f", starting from the weights of `{named}`{where}"
+
+
+def study_rules(experiment: Experiment) -> dict[str, float]:
+    """The study rules the experiment sets (``min_clot_ml``, ``min_disease_mm``), by name."""
+    rules = {"min_clot_ml": experiment.min_clot_ml, "min_disease_mm": experiment.min_disease_mm}
+    return {name: value for name, value in rules.items() if value is not None}
 
 
 def training_card(experiment: Experiment, summary: Mapping[str, object]) -> str:

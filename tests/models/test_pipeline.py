@@ -82,15 +82,21 @@ def test_selected_tasks_only(pipeline: Pipeline, phantom: Phantom) -> None:
         pipeline.run(phantom.volume, slices=[24], tasks=["lungmask"])
 
 
+def _reconfigured(folder: Path, changes: dict[str, dict]) -> Pipeline:
+    """The pipeline of the bundles in ``folder``, after merging ``changes`` (by task) into
+    their config.json."""
+    for task, change in changes.items():
+        config_file = folder / task / "config.json"
+        config_file.write_text(json.dumps(json.loads(config_file.read_text()) | change))
+    return Pipeline.from_bundles(sorted(p for p in folder.iterdir() if p.is_dir()))
+
+
 def test_a_bundle_that_does_not_score_slices_gives_a_second_opinion(
     tmp_path: Path, phantom: Phantom
 ) -> None:
-    paths = make_bundles(tmp_path)
-    for task in ("classification", "triage_stage2"):
-        config_file = tmp_path / task / "config.json"
-        raw = json.loads(config_file.read_text())
-        config_file.write_text(json.dumps(raw | {"scores_slices": False, "threshold": 0.9}))
-    pipeline = Pipeline.from_bundles(paths)
+    make_bundles(tmp_path)
+    second = {"scores_slices": False, "threshold": 0.9}
+    pipeline = _reconfigured(tmp_path, {"classification": second, "triage_stage2": second})
     assert pipeline.slice_score_source() == "segmentation"
     assert pipeline.other_slice_scores() == ["classification", "triage"]
     assert pipeline.threshold() == 0.5  # the U-Net's, not the classifier's 0.9
@@ -106,25 +112,18 @@ def test_a_bundle_that_does_not_score_slices_gives_a_second_opinion(
     assert result.model_scores["classification"] != result.pe_probability
 
 
-def _with_thresholds(folder: Path, thresholds: dict[str, float]) -> Pipeline:
-    for task, threshold in thresholds.items():
-        config_file = folder / task / "config.json"
-        raw = json.loads(config_file.read_text())
-        config_file.write_text(json.dumps(raw | {"threshold": threshold}))
-    return Pipeline.from_bundles(sorted(p for p in folder.iterdir() if p.is_dir()))
-
-
 def test_triage_classes_are_decided_at_the_bundles_cuts(tmp_path: Path, phantom: Phantom) -> None:
     make_bundles(tmp_path)
     tasks = ["triage_stage1", "triage_stage2"]
     slices = range(18, 30)
-    first = Pipeline.from_bundles(sorted(p for p in tmp_path.iterdir() if p.is_dir()))
+    first = _reconfigured(tmp_path, {})
     assert first.triage_cuts() == (0.5, 0.5)
     results = first.run(phantom.volume, slices=slices, tasks=tasks).slices
     p_disease = np.array([1 - r.triage["normal"] for r in results])
     middle = float(np.median(p_disease))
 
-    pipeline = _with_thresholds(tmp_path, {"triage_stage1": middle, "triage_stage2": 0.999999})
+    cuts = {"triage_stage1": {"threshold": middle}, "triage_stage2": {"threshold": 0.999999}}
+    pipeline = _reconfigured(tmp_path, cuts)
     assert pipeline.triage_cuts() == (middle, 0.999999)
     study = pipeline.run(phantom.volume, slices=slices, tasks=tasks)
     classes = [r.triage_class for r in study.slices]
@@ -133,7 +132,7 @@ def test_triage_classes_are_decided_at_the_bundles_cuts(tmp_path: Path, phantom:
     assert study.positive_slices == ()
     assert study.triage == "other_disease"
 
-    pipeline = _with_thresholds(tmp_path, {"triage_stage1": 0.999999})
+    pipeline = _reconfigured(tmp_path, {"triage_stage1": {"threshold": 0.999999}})
     study = pipeline.run(phantom.volume, slices=slices, tasks=tasks)
     assert {r.triage_class for r in study.slices} == {"normal"}
     assert study.triage == "normal"
@@ -156,16 +155,13 @@ def test_a_study_is_diseased_only_for_a_run_as_long_as_stage_1_asks(
     classes[8:11] = ["other_disease", "pe", "other_disease"]  # three slices in a row
     run = [_classed(z, c) for z, c in enumerate(classes)]
 
-    any_slice = Pipeline.from_bundles(sorted(p for p in tmp_path.iterdir() if p.is_dir()))
+    any_slice = _reconfigured(tmp_path, {})
     assert any_slice.min_disease_mm() is None  # seed 2's rule: one slice is enough
     assert any_slice.summarise(volume, lone).triage == "other_disease"
 
-    config_file = tmp_path / "triage_stage1" / "config.json"
-    raw = json.loads(config_file.read_text())
     three_slices_mm = 3 * volume.spacing[0]
-    raw["extra"] = raw.get("extra", {}) | {"min_disease_mm": three_slices_mm}
-    config_file.write_text(json.dumps(raw))
-    strict = Pipeline.from_bundles(sorted(p for p in tmp_path.iterdir() if p.is_dir()))
+    rule = {"extra": {"min_disease_mm": three_slices_mm}}
+    strict = _reconfigured(tmp_path, {"triage_stage1": rule})
     assert strict.min_disease_mm() == pytest.approx(three_slices_mm)
     assert strict.summarise(volume, lone).triage == "normal"
     assert strict.summarise(volume, run).triage == "other_disease"
