@@ -204,7 +204,10 @@ class Pipeline:
                 raise ValueError(
                     f"two bundles for task {task!r}: {self.models[task].bundle.path}, {bundle.path}"
                 )
-            self.models[task] = _Model(bundle, bundle.build_model(self.device))
+            # Channels-last runs the convolutions about a third faster on CPU (oneDNN) and
+            # suits tensor cores on a GPU; the outputs differ only by rounding.
+            network = bundle.build_model(self.device).to(memory_format=torch.channels_last)
+            self.models[task] = _Model(bundle, network)
 
     @classmethod
     def from_bundles(cls, paths: Iterable[str | os.PathLike[str]], **kwargs: object) -> Pipeline:
@@ -347,7 +350,9 @@ class Pipeline:
                 crop_box(volume.hu[z], volume.spacing[1:], config.crop) for z in batch
             ]
         crops = crops_by_mode[config.crop]
-        images = config_input(volume, batch, crops, config, model.windows).to(self.device)
+        images = config_input(volume, batch, crops, config, model.windows).to(
+            self.device, memory_format=torch.channels_last
+        )
         with torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
             if task == "detection":
                 return model.network(list(images)), crops

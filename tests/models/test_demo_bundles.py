@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors import safe_open
 
 from pe_models.bundle import TASKS, WEIGHTS_FILE, load_bundle
-from pe_models.inference import Pipeline, StudyResult, default_bundle_paths
+from pe_models.inference import Pipeline, StudyResult, default_bundle_paths, model_view
 from pe_models.io import load
 from pe_models.metrics import binary_classification, detection_metrics, segmentation_overlap
 from pe_models.resources import resources_dir
@@ -109,6 +110,37 @@ def test_demo_detector_boxes_clots_of_a_held_out_phantom(held_out_pe_run) -> Non
     found = detection_metrics([r.boxes for r in study.slices], true_boxes, score_threshold=cut)
     assert found["recall"] >= MIN_HELD_OUT_BOX_RECALL
     assert found["precision"] >= 0.8  # at its cut, boxes shown lie on a clot (0.97 when chosen)
+
+
+@pytest.mark.slow
+def test_pipeline_scores_are_those_of_the_networks_as_built(held_out_pe_run) -> None:
+    # The pipeline runs its networks channels-last; the scores must be the bundles' own.
+    phantom, pipeline, study = held_out_pe_run
+    results = study.slices[::40]
+    slice_probability = {}
+    for task, model in pipeline.models.items():
+        if task == "detection":
+            continue
+        views = [model_view(phantom.volume, r.index, model.bundle.config) for r in results]
+        with torch.inference_mode():
+            output = model.bundle.build_model()(
+                torch.from_numpy(np.stack([v.channels for v in views]))
+            )
+        logits = output[0] if isinstance(output, tuple) else output
+        probability = torch.sigmoid(logits[:, 0].float())
+        slice_probability[task] = (
+            probability.amax(dim=(1, 2)) if probability.ndim == 3 else probability
+        )
+    if "triage_stage1" in slice_probability:
+        slice_probability["triage"] = slice_probability.pop(
+            "triage_stage1"
+        ) * slice_probability.pop("triage_stage2")
+    assert len(results) >= 3
+    for i, result in enumerate(results):
+        for source, expected in slice_probability.items():
+            assert result.model_scores[source] == pytest.approx(float(expected[i]), abs=1e-4)
+    spread = max(float(p.max() - p.min()) for p in slice_probability.values())
+    assert spread > 0.1  # scores that differ from slice to slice, so the match means something
 
 
 @pytest.mark.slow
