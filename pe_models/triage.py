@@ -76,24 +76,3 @@ def patient_probability(slice_probabilities: np.ndarray) -> float:
     """Study PE probability under "any slice positive": the highest slice probability."""
     values = np.asarray(slice_probabilities, dtype=float)
     return float(values.max()) if values.size else 0.0
-
-
-def calibrate_threshold(
-    study_probabilities: np.ndarray, study_labels: np.ndarray, *, sensitivity: float = 1.0
-) -> float:
-    """The highest study threshold that still reaches ``sensitivity`` on a calibration set.
-
-    Use studies held out from training; the threshold then trades specificity for the
-    sensitivity a triage tool needs (seed 2 reports patient-level sensitivity first).
-
-    Raises
-    ------
-    ValueError
-        The calibration set has no positive study.
-    """
-    probabilities = np.asarray(study_probabilities, dtype=float)
-    positives = np.sort(probabilities[np.asarray(study_labels, dtype=bool)])
-    if positives.size == 0:
-        raise ValueError("calibration needs at least one positive study")
-    allowed_misses = int(np.floor((1 - sensitivity) * positives.size + 1e-9))
-    return float(positives[allowed_misses])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -76,6 +77,13 @@ class BrightDetector(nn.Module):
 
 register("test_bright_segmenter")(lambda: BrightSegmenter())
 register("test_bright_detector")(lambda: BrightDetector())
+
+
+def reconfigure_bundles(folder: Path, changes: dict[str, dict]) -> None:
+    """Merge ``changes`` (config keys by task) into the config.json of ``folder``'s bundles."""
+    for task, change in changes.items():
+        config_file = folder / task / "config.json"
+        config_file.write_text(json.dumps(json.loads(config_file.read_text()) | change))
 
 
 def make_oracle_bundles(folder: Path, *, size: int = 96) -> list[Path]:

@@ -19,7 +19,7 @@ from pe_models.evaluate import BOTH, PREDICTED_ONLY, TRUE_ONLY, collect, metrics
 from pe_models.inference import Pipeline
 from pe_models.synth.phantom import generate_phantom
 from pe_models.triage import TRIAGE_CLASSES
-from tests.model_bundles import make_bundles, make_oracle_bundles
+from tests.model_bundles import make_bundles, make_oracle_bundles, reconfigure_bundles
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,9 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("bundles")
     make_bundles(folder, size=64)
     # Cuts far from 0.5, where the triage rule and an arg-max of the class probabilities differ.
-    for task, cut in (("triage_stage1", 0.9), ("triage_stage2", 0.2)):
-        config_file = folder / task / "config.json"
-        config_file.write_text(json.dumps(json.loads(config_file.read_text()) | {"threshold": cut}))
+    reconfigure_bundles(
+        folder, {"triage_stage1": {"threshold": 0.9}, "triage_stage2": {"threshold": 0.2}}
+    )
     return folder
 
 
@@ -100,10 +100,7 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
 
 def test_a_second_opinion_is_scored_beside_the_slice_score(tmp_path: Path) -> None:
     make_bundles(tmp_path, size=64)
-    config_file = tmp_path / "classification" / "config.json"
-    config_file.write_text(
-        json.dumps(json.loads(config_file.read_text()) | {"scores_slices": False})
-    )
+    reconfigure_bundles(tmp_path, {"classification": {"scores_slices": False}})
     pipeline = Pipeline.from_bundles([tmp_path / "classification", tmp_path / "segmentation"])
     records = phantom_records(range(60, 62), "pe", size="test")
     collected = collect(pipeline, records, negative_stride=6)

@@ -10,7 +10,6 @@ from pe_models.nets import available, build
 from pe_models.nets.detector import transfer_backbone_weights
 from pe_models.nets.unet import copy_matching, transfer_encoder_weights
 from pe_models.triage import (
-    calibrate_threshold,
     combine_stages,
     longest_run,
     patient_probability,
@@ -155,17 +154,9 @@ def test_longest_run_counts_consecutive_slices() -> None:
     assert longest_run([9, 3, 4, 5, 10, 4]) == 3  # any order; a repeat is one slice
 
 
-def test_patient_aggregation_and_threshold_calibration() -> None:
+def test_patient_probability_is_the_highest_slice_probability() -> None:
     assert patient_probability(np.array([0.1, 0.7, 0.3])) == 0.7
     assert patient_probability(np.array([])) == 0.0
-    studies = np.array([0.9, 0.4, 0.35, 0.2, 0.8])
-    labels = np.array([1, 1, 0, 0, 1])
-    threshold = calibrate_threshold(studies, labels)
-    assert threshold == 0.4
-    assert (studies[labels == 1] >= threshold).all()  # 100 % sensitivity
-    assert calibrate_threshold(studies, labels, sensitivity=0.6) == 0.8
-    with pytest.raises(ValueError, match="positive study"):
-        calibrate_threshold(studies, np.zeros(5))
 
 
 def test_integrated_model_shares_one_encoder_across_three_heads() -> None:

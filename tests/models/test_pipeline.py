@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from pe_models.preprocess.lung_crop import CropBox, lung_air_mask
 from pe_models.study_checks import contrast_check
 from pe_models.synth.phantom import Phantom, generate_phantom
 from pe_models.volume import Volume
-from tests.model_bundles import make_bundles, make_oracle_bundles
+from tests.model_bundles import make_bundles, make_oracle_bundles, reconfigure_bundles
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +84,7 @@ def test_selected_tasks_only(pipeline: Pipeline, phantom: Phantom) -> None:
 def _reconfigured(folder: Path, changes: dict[str, dict]) -> Pipeline:
     """The pipeline of the bundles in ``folder``, after merging ``changes`` (by task) into
     their config.json."""
-    for task, change in changes.items():
-        config_file = folder / task / "config.json"
-        config_file.write_text(json.dumps(json.loads(config_file.read_text()) | change))
+    reconfigure_bundles(folder, changes)
     return Pipeline.from_bundles(sorted(p for p in folder.iterdir() if p.is_dir()))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from pe_models.inference import Pipeline
 from pe_models.nets import build
 from pe_models.study_checks import ContrastCheck, assess
 from pe_viewer.main_window import MainWindow
-from tests.model_bundles import make_bundles, make_oracle_bundles
+from tests.model_bundles import make_bundles, make_oracle_bundles, reconfigure_bundles
 from tests.viewer.conftest import LOAD_TIMEOUT_MS, MODELS_TIMEOUT_MS, _make_window
 
 
@@ -192,9 +191,8 @@ def test_a_detectors_own_box_score_cut_applies_until_the_user_sets_one(
     qtbot, monkeypatch, settings, phantom_study, tmp_path
 ) -> None:
     bundles = make_oracle_bundles(tmp_path / "bundles")
-    config_file = tmp_path / "bundles" / "detection" / "config.json"
-    config = json.loads(config_file.read_text())
-    config_file.write_text(json.dumps({**config, "threshold": 0.95}))  # above the oracle's 0.90
+    # Above the oracle's 0.90.
+    reconfigure_bundles(tmp_path / "bundles", {"detection": {"threshold": 0.95}})
     factory = lambda: Pipeline.from_bundles(bundles, batch_size=4)  # noqa: E731
     window = _make_window(qtbot, monkeypatch, factory, settings)
     study = _open_and_run(qtbot, window, phantom_study)
