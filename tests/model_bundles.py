@@ -80,7 +80,8 @@ register("test_bright_detector")(lambda: BrightDetector())
 
 
 def reconfigure_bundles(folder: Path, changes: dict[str, dict]) -> None:
-    """Merge ``changes`` (config keys by task) into the config.json of ``folder``'s bundles."""
+    """Merge ``changes`` (top-level config keys by task) into the config.json of ``folder``'s
+    bundles; a key given replaces its value whole (``extra`` included)."""
     for task, change in changes.items():
         config_file = folder / task / "config.json"
         config_file.write_text(json.dumps(json.loads(config_file.read_text()) | change))

@@ -132,9 +132,8 @@ def test_pipeline_scores_are_those_of_the_networks_as_built(held_out_pe_run) -> 
             probability.amax(dim=(1, 2)) if probability.ndim == 3 else probability
         )
     if "triage_stage1" in slice_probability:
-        slice_probability["triage"] = slice_probability.pop(
-            "triage_stage1"
-        ) * slice_probability.pop("triage_stage2")
+        stage1 = slice_probability.pop("triage_stage1")
+        slice_probability["triage"] = stage1 * slice_probability.pop("triage_stage2")
     assert len(results) >= 3
     for i, result in enumerate(results):
         for source, expected in slice_probability.items():
