@@ -31,11 +31,12 @@ HELD_OUT_OTHER_SEED = 9030
 """An other-disease phantom (consolidation and emphysema) never used in training or validation:
 the first "other" seed after the first held-out set."""
 MIN_TRIAGE_AUC = 0.8
-MIN_TRIAGE_SPECIFICITY = 0.95
+MIN_TRIAGE_SPECIFICITY = 0.9
+MIN_TRIAGE_SENSITIVITY = 0.3
 """Stage 1 on that phantom (every diseased slice, every 4th normal one): ROC-AUC of diseased
-against normal slices, and the share of normal slices it calls normal at its cut (0.87 and
-1.0 when installed; at the cut it calls only 11 of its 149 diseased slices, the larger
-consolidation: single bullae and lesions under 300 px go unseen)."""
+against normal slices, and the shares of normal slices it calls normal and of diseased slices
+it calls diseased at its cut (0.90, 0.95 and 0.50 when installed: 74 of its 149 diseased
+slices; the 200-step stage 1 before it, at 0.92, called 11)."""
 SIZE_LIMIT_MB = 40
 
 
@@ -175,6 +176,7 @@ def test_demo_triage_tells_a_held_out_phantoms_diseased_slices_from_normal_ones(
     metrics = binary_classification(diseased, p_disease, threshold=disease_cut)
     assert metrics["roc_auc"] >= MIN_TRIAGE_AUC
     assert metrics["specificity"] >= MIN_TRIAGE_SPECIFICITY
+    assert metrics["sensitivity"] >= MIN_TRIAGE_SENSITIVITY
     # The class follows stage 1's cut wherever stage 2 does not call PE.
     for r, p in zip(results, p_disease, strict=True):
         if r.triage_class != "pe":
