@@ -3,6 +3,8 @@
 After training, experiments that name held-out phantom seeds (``data.test``) are evaluated on
 them through the Pipeline (``<out>/eval``: report, plots) and each card gets those metrics;
 ``--install`` then copies the bundles to ``resources/bundles`` where the app finds them.
+``--reuse`` takes bundles trained before instead of training them; with ``--recut`` they are
+first copied with the cuts their experiment files now hold.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from pe_models.bundle import BundleError
 from pe_models.data.phantoms import phantom_records
 from pe_models.evaluate import run_evaluation
 from pe_models.io import StudyReadError
@@ -29,6 +32,7 @@ from pe_models.train.presets import (
     preset_experiments,
     train_preset,
 )
+from pe_models.train.recut import recut_bundle
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -63,6 +67,13 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         metavar="NAME=BUNDLE",
         help="take experiment NAME's bundle from this folder instead of training it "
         "(go on with a preset from an earlier run); repeatable",
+    )
+    parser.add_argument(
+        "--recut",
+        action="store_true",
+        help="copy each reused bundle into the output folder with the cuts and study rules "
+        "of its experiment file (threshold, scores_slices, min_clot_ml, min_disease_mm), "
+        "keeping its weights: for cuts chosen on validation after training",
     )
     parser.add_argument(
         "--installed-only",
@@ -130,6 +141,22 @@ def evaluate_held_out(
         print(f"pe-train: held-out evaluation in {folder / 'summary.md'}")
 
 
+def recut(
+    experiments: Sequence[Experiment],
+    trained: Mapping[str, Path],
+    reuse: Mapping[str, Path],
+    out: Path,
+) -> dict[str, Path]:
+    """Re-cut each reused bundle into ``out/<output>`` (:func:`recut_bundle`); name → copy."""
+    copies = {}
+    for experiment in experiments:
+        if experiment.name in reuse:
+            folder = recut_bundle(experiment, trained[experiment.name], out / experiment.output)
+            print(f"pe-train: {experiment.name} re-cut from {experiment.path} into {folder}")
+            copies[experiment.name] = folder
+    return copies
+
+
 def install(experiments: Sequence[Experiment], trained: Mapping[str, Path]) -> Path:
     """Copy the bundles of experiments with ``install: true`` into ``resources/bundles/<name>``.
 
@@ -170,11 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not experiments:
         print("pe-train: no experiment to train", file=sys.stderr)
         return 2
+    if args.recut and not reuse:
+        print("pe-train: --recut re-cuts reused bundles; name them with --reuse", file=sys.stderr)
+        return 2
     out = args.out or Path("runs") / (args.preset or experiments[0].name)
     started = time.perf_counter()
     try:
         trained = train_preset(experiments, out, workers=args.workers, reuse=reuse)
-    except (ValueError, FileNotFoundError, StudyReadError) as error:
+        if args.recut:
+            trained |= recut(experiments, trained, reuse, out)
+    except (ValueError, FileNotFoundError, StudyReadError, BundleError) as error:
         print(f"pe-train: {error}", file=sys.stderr)
         return 1
     for name, folder in trained.items():

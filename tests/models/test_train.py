@@ -266,6 +266,34 @@ def test_pe_train_rejects_a_malformed_reuse_item(capsys: pytest.CaptureFixture[s
     assert "--reuse takes NAME=BUNDLE, got 'unet_base'" in capsys.readouterr().err
 
 
+def test_recut_ships_the_trained_weights_with_the_cuts_now_in_the_experiment_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "stage1.yaml"
+    raw = experiment_dict("triage_stage1", threshold=0.9, min_disease_mm=10)
+    path.write_text(yaml.safe_dump(raw))
+    assert train_cli.main([str(path), "--out", str(tmp_path / "first"), "--no-eval"]) == 0
+    trained = tmp_path / "first" / "tiny-triage_stage1"
+    path.write_text(yaml.safe_dump({**raw, "threshold": 0.77, "min_disease_mm": 40}))
+    reuse = ["--reuse", f"tiny-triage_stage1={trained}"]
+    second = tmp_path / "second"
+    assert train_cli.main([str(path), *reuse, "--recut", "--out", str(second), "--no-eval"]) == 0
+    recut, original = load_bundle(second / "tiny-triage_stage1"), load_bundle(trained)
+    assert (recut.config.threshold, recut.config.extra["min_disease_mm"]) == (0.77, 40)
+    assert (original.config.threshold, original.config.extra["min_disease_mm"]) == (0.9, 10)
+    assert recut.config.extra["training"] == original.config.extra["training"]
+    assert (recut.path / WEIGHTS_FILE).read_bytes() == (trained / WEIGHTS_FILE).read_bytes()
+    assert "Diseased-slice cut on this stage's probability: 0.77" in recut.card
+    assert "at least 40 mm long along z" in recut.card
+    assert f"- Cuts: set after training from `{path}` (`pe-train --recut`)" in recut.card
+
+    path.write_text(yaml.safe_dump({**raw, "input": {**raw["input"], "size": 96}}))
+    assert train_cli.main([str(path), *reuse, "--recut", "--out", str(second), "--no-eval"]) == 1
+    assert f"was not built by {path} (input_size: 64 vs 96)" in capsys.readouterr().err
+    assert train_cli.main([str(path), "--recut", "--out", str(second)]) == 2
+    assert "--recut re-cuts reused bundles; name them with --reuse" in capsys.readouterr().err
+
+
 def test_boxes_to_input_inverts_boxes_to_original() -> None:
     crop = CropBox(40, 200, 30, 330)
     boxes = np.array([[100.0, 60.0, 120.0, 90.0], [300.0, 150.0, 320.0, 170.0]])

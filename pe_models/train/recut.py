@@ -1,0 +1,97 @@
+"""Give a trained bundle the cuts of its experiment file, keeping its weights (``--recut``).
+
+Cuts and study rules are chosen on the validation studies after training; the experiment file
+then records them. Re-cutting copies the bundle with those values, so that the bundle that is
+evaluated and shipped is the one the experiment file describes, without training it again.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from pe_models.bundle import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, load_bundle
+from pe_models.io.atomic import atomic_folder
+from pe_models.train.experiment import Experiment
+from pe_models.train.run import builder_kwargs, recorded_path, study_rules, training_card
+
+RECIPE_FIELDS = (
+    "arch",
+    "builder_kwargs",
+    "task",
+    "input_windows",
+    "normalisation",
+    "input_size",
+    "crop",
+    "context_mm",
+    "class_names",
+)
+"""Config fields a recut keeps: they must match the experiment, or the weights mean nothing."""
+
+STUDY_RULES = ("min_clot_ml", "min_disease_mm")
+"""The study rules of a config's ``extra``, replaced by the experiment's."""
+
+
+def recut_bundle(experiment: Experiment, source: Path, folder: Path) -> Path:
+    """Copy the bundle at ``source`` to ``folder`` with ``experiment``'s cuts and study rules.
+
+    The weights and the training record are copied unchanged; ``threshold``,
+    ``scores_slices`` and the study rules (``min_clot_ml``, ``min_disease_mm``) come from the
+    experiment, and the card is written again from it.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+
+    Raises
+    ------
+    ValueError
+        The bundle was not built by the experiment's recipe (architecture, task or input) or
+        not by ``pe-train``, or ``folder`` is ``source``.
+    pe_models.bundle.BundleError
+        ``source`` is not a bundle.
+    """
+    if folder.resolve() == source.resolve():
+        raise ValueError(f"recut {experiment.name}: {source} would be overwritten by its own copy")
+    bundle = load_bundle(source)
+    wanted = replace(
+        bundle.config,
+        arch=experiment.model.arch,
+        builder_kwargs=builder_kwargs(experiment),
+        task=experiment.task,
+        input_windows=tuple(experiment.input.windows),
+        normalisation=experiment.input.normalisation,
+        input_size=experiment.input.size,
+        crop=experiment.input.crop,
+        context_mm=experiment.input.context_mm,
+        class_names=tuple(experiment.class_names),
+    )
+    have, want = asdict(bundle.config), asdict(wanted)
+    differing = [name for name in RECIPE_FIELDS if have[name] != want[name]]
+    if differing:
+        details = "; ".join(f"{name}: {have[name]!r} vs {want[name]!r}" for name in differing)
+        raise ValueError(
+            f"recut {experiment.name}: {source} was not built by {experiment.path} ({details})"
+        )
+    training = bundle.config.extra.get("training")
+    if not training:
+        raise ValueError(f"recut {experiment.name}: {source} holds no pe-train training record")
+    kept = {k: v for k, v in bundle.config.extra.items() if k not in STUDY_RULES}
+    config = replace(
+        bundle.config,
+        threshold=experiment.threshold,
+        scores_slices=experiment.scores_slices,
+        extra=kept | study_rules(experiment),
+    )
+    trained_by = training.get("experiment_file") or "an unrecorded experiment file"
+    card = training_card(experiment, training).rstrip("\n") + (
+        f"\n- Cuts: set after training from `{recorded_path(experiment.path)}` "
+        f"(`pe-train --recut`); the weights were trained by `{trained_by}`.\n"
+    )
+    with atomic_folder(folder, replace_existing=True) as staging:
+        shutil.copy2(source / WEIGHTS_FILE, staging / WEIGHTS_FILE)
+        (staging / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
+    return folder
