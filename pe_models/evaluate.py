@@ -10,11 +10,13 @@ within minutes.
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from pe_models.inference import (
     SliceResult,
     StudyResult,
 )
+from pe_models.io.atomic import write_text_atomic
 from pe_models.metrics import (
     DEFAULT_BOX_SCORE_CUTS,
     binary_classification,
@@ -69,7 +72,12 @@ class Collected:
     patient_pe: dict[str, int] = field(default_factory=dict)
     patient_decision: dict[str, float] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
+    slice_study: list[str] = field(default_factory=list)
     slice_patient: list[str] = field(default_factory=list)
+    slice_z: list[int] = field(default_factory=list)
+    slice_position_mm: list[float] = field(default_factory=list)
+    slice_spacing_mm: list[float] = field(default_factory=list)
+    """Per slice: its study's spacing along z (the Pipeline's study rule counts runs in it)."""
     pe_score: list[float] = field(default_factory=list)
     other_scores: dict[str, list[float]] = field(default_factory=dict)
     """Slice PE scores of the models beside the one giving ``pe_score`` (second opinions), by
@@ -204,9 +212,14 @@ def collect(
             out.studies.append(labelled_summary(record.study_id, study, result))
             out.patient_pe[record.patient_id] = int("pe" in labels)
             out.patient_decision[record.patient_id] = float(result.triage == "pe")
+            positions_mm = volume.slice_positions_mm()
             for r in result.slices:
                 out.labels.append(labels[r.index])
+                out.slice_study.append(record.study_id)
                 out.slice_patient.append(record.patient_id)
+                out.slice_z.append(r.index)
+                out.slice_position_mm.append(float(positions_mm[r.index]))
+                out.slice_spacing_mm.append(float(volume.spacing[0]))
                 out.pe_score.append(np.nan if r.pe_probability is None else r.pe_probability)
                 for source in others:
                     out.other_scores.setdefault(source, []).append(r.model_scores[source])
@@ -227,6 +240,58 @@ def collect(
         if progress:
             progress(record.study_id)
     return out
+
+
+SLICES_FILE = "slices.csv"
+"""Per-slice outputs of an evaluation, beside its report (:func:`write_slices`)."""
+
+
+def write_slices(collected: Collected, path: Path) -> Path:
+    """Write one row per slice run on every slice: truth, scores and triage, atomically.
+
+    Columns: ``study``, ``patient``, ``z`` (array index), ``position_mm`` (slice position
+    along z), ``spacing_mm`` (slice spacing along z), ``label`` (the slice's truth),
+    ``pe_score`` (the slice PE probability), ``<source>_score`` for each second opinion,
+    ``p_normal``, ``p_other_disease``, ``p_pe`` (triage) and ``triage_class`` (at the
+    bundles' cuts); empty where a model did not run. A researcher sorts it for the failure
+    slices; ``pe-triage-cuts`` chooses triage cuts from it.
+    """
+    sources = sorted(collected.other_scores)
+    header = [
+        "study",
+        "patient",
+        "z",
+        "position_mm",
+        "spacing_mm",
+        "label",
+        "pe_score",
+        *(f"{source}_score" for source in sources),
+        *(f"p_{name}" for name in TRIAGE_CLASSES),
+        "triage_class",
+    ]
+    text = StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+
+    def number(value: float) -> str:
+        return "" if np.isnan(value) else f"{value:.6g}"
+
+    for k, label in enumerate(collected.labels):
+        writer.writerow(
+            [
+                collected.slice_study[k],
+                collected.slice_patient[k],
+                collected.slice_z[k],
+                f"{collected.slice_position_mm[k]:.3f}",
+                f"{collected.slice_spacing_mm[k]:.4g}",
+                label,
+                number(collected.pe_score[k]),
+                *(number(collected.other_scores[source][k]) for source in sources),
+                *(number(p) for p in collected.triage[k]),
+                collected.triage_classes[k] or "",
+            ]
+        )
+    return write_text_atomic(path, text.getvalue())
 
 
 PREDICTED_ONLY, TRUE_ONLY, BOTH = 1, 2, 3
@@ -545,7 +610,8 @@ def run_evaluation(
     described
         What the studies are, one phrase per source (goes into the report and the cards).
     out
-        Report folder (see :func:`pe_models.report.write_report`).
+        Report folder (see :func:`pe_models.report.write_report`), with the per-slice rows
+        of the models run on every slice in ``slices.csv`` (:func:`write_slices`).
     real
         A folder of unlabelled real CT: what the models say of each series is listed.
     small_clots_ml
@@ -568,6 +634,7 @@ def run_evaluation(
     report: dict[str, Any] = {"title": "PE Viewer model evaluation", "tasks": tasks}
     described = list(described)
     evaluated = len(records)
+    collected = None
     if records:
         collected = collect(
             pipeline,
@@ -599,6 +666,8 @@ def run_evaluation(
             "note": "none given, so no metrics; the real-CT outputs are listed below",
         }
     write_report(out, report, curves)
+    if collected is not None and collected.labels:
+        write_slices(collected, out / SLICES_FILE)
     if update_cards and records:
         write_cards(bundles, tasks, report["description"], command, pipeline.slice_score_source())
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -15,7 +16,15 @@ from pe_models.cli.evaluate import main as pe_eval
 from pe_models.cli.evaluate import phantom_seeds, seeds_text
 from pe_models.cli.train import main as pe_train
 from pe_models.data.phantoms import phantom_records
-from pe_models.evaluate import BOTH, PREDICTED_ONLY, TRUE_ONLY, collect, metrics_of, true_clot_ml
+from pe_models.evaluate import (
+    BOTH,
+    PREDICTED_ONLY,
+    TRUE_ONLY,
+    collect,
+    metrics_of,
+    true_clot_ml,
+    write_slices,
+)
 from pe_models.inference import Pipeline
 from pe_models.synth.phantom import generate_phantom
 from pe_models.triage import TRIAGE_CLASSES
@@ -84,6 +93,17 @@ def test_report_has_every_task_and_cards_get_the_held_out_metrics(
         sum(study["triage_slices"][c] for study in report["studies"]) for c in TRIAGE_CLASSES
     ]
     assert confusion.sum(axis=0).tolist() == predicted
+    with (out / "slices.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == slice_pe["n"]
+    assert [sum(r["triage_class"] == c for r in rows) for c in TRIAGE_CLASSES] == predicted
+    first = [r for r in rows if r["study"] == report["studies"][0]["study"]]
+    phantom = generate_phantom(60, "pe", "test")
+    assert [r["label"] for r in first] == list(phantom.slice_labels)
+    assert [int(r["z"]) for r in first] == list(range(phantom.volume.shape[0]))
+    assert float(first[0]["spacing_mm"]) == pytest.approx(phantom.volume.spacing[0], rel=1e-3)
+    for r in rows:
+        assert sum(float(r[f"p_{c}"]) for c in TRIAGE_CLASSES) == pytest.approx(1, abs=1e-4)
     assert sorted(p.name for p in (out / "masks").iterdir()) == [
         f"phantom-000{seed}-pe.nii.gz" for seed in (60, 61, 62)
     ]
@@ -111,6 +131,13 @@ def test_a_second_opinion_is_scored_beside_the_slice_score(tmp_path: Path) -> No
     assert second["metrics"]["n"] == tasks["slice_pe"]["metrics"]["n"]  # every slice
     assert second["metrics"]["roc_auc"] != tasks["slice_pe"]["metrics"]["roc_auc"]
     assert "slice_pe_classification" in curves
+    write_slices(collected, tmp_path / "slices.csv")
+    with (tmp_path / "slices.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [float(r["classification_score"]) for r in rows] == pytest.approx(
+        collected.other_scores["classification"], abs=1e-5
+    )
+    assert {r["p_pe"] for r in rows} == {""}  # no triage bundle ran
 
 
 def test_saved_masks_hold_the_unet_mask_beside_the_truth(bundles: Path, tmp_path: Path) -> None:
