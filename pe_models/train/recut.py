@@ -8,26 +8,13 @@ evaluated and shipped is the one the experiment file describes, without training
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from pe_models.bundle import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, load_bundle
 from pe_models.io.atomic import atomic_folder
 from pe_models.train.experiment import Experiment
 from pe_models.train.run import builder_kwargs, recorded_path, study_rules, training_card
-
-RECIPE_FIELDS = (
-    "arch",
-    "builder_kwargs",
-    "task",
-    "input_windows",
-    "normalisation",
-    "input_size",
-    "crop",
-    "context_mm",
-    "class_names",
-)
-"""Config fields a recut keeps: they must match the experiment, or the weights mean nothing."""
 
 STUDY_RULES = ("min_clot_ml", "min_disease_mm")
 """The study rules of a config's ``extra``, replaced by the experiment's."""
@@ -56,22 +43,26 @@ def recut_bundle(experiment: Experiment, source: Path, folder: Path) -> Path:
     if folder.resolve() == source.resolve():
         raise ValueError(f"recut {experiment.name}: {source} would be overwritten by its own copy")
     bundle = load_bundle(source)
-    wanted = replace(
-        bundle.config,
-        arch=experiment.model.arch,
-        builder_kwargs=builder_kwargs(experiment),
-        task=experiment.task,
-        input_windows=tuple(experiment.input.windows),
-        normalisation=experiment.input.normalisation,
-        input_size=experiment.input.size,
-        crop=experiment.input.crop,
-        context_mm=experiment.input.context_mm,
-        class_names=tuple(experiment.class_names),
-    )
-    have, want = asdict(bundle.config), asdict(wanted)
-    differing = [name for name in RECIPE_FIELDS if have[name] != want[name]]
+    recipe = {
+        "arch": experiment.model.arch,
+        "builder_kwargs": builder_kwargs(experiment),
+        "task": experiment.task,
+        "input_windows": tuple(experiment.input.windows),
+        "normalisation": experiment.input.normalisation,
+        "input_size": experiment.input.size,
+        "crop": experiment.input.crop,
+        "context_mm": experiment.input.context_mm,
+        "class_names": tuple(experiment.class_names),
+    }
+    differing = {
+        name: (getattr(bundle.config, name), value)
+        for name, value in recipe.items()
+        if getattr(bundle.config, name) != value
+    }
     if differing:
-        details = "; ".join(f"{name}: {have[name]!r} vs {want[name]!r}" for name in differing)
+        details = "; ".join(
+            f"{name}: {have!r} vs {want!r}" for name, (have, want) in differing.items()
+        )
         raise ValueError(
             f"recut {experiment.name}: {source} was not built by {experiment.path} ({details})"
         )
