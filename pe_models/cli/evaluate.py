@@ -6,6 +6,8 @@ Examples::
     pe-eval --bundles resources/bundles --phantoms 5100,5109,5120:5122 --kind pe --out eval/s
     pe-eval --bundles runs/rsna --rsna /data/rsna-pe --out eval/rsna      # a dataset folder
     pe-eval --bundles resources/bundles --real ../shared/data/real --out eval/real
+    pe-eval --bundles runs/a/triage_stage1 --bundles runs/b/triage_stage2 --phantoms 5000:5012 \
+        --out val/                                                     # several folders
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--bundles",
         type=Path,
+        action="append",
         required=True,
-        help="a bundle folder, or a folder of bundle folders (evaluated together)",
+        help="a bundle folder, or a folder of bundle folders; repeat to add more (all are "
+        "evaluated together, at most one per task)",
     )
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     data = parser.add_argument_group("labelled data (any combination)")
@@ -145,18 +149,29 @@ def labelled_records(args: argparse.Namespace) -> tuple[list[StudyRecord], list[
     return records, described
 
 
+def bundle_paths(folder: Path) -> list[Path]:
+    """``folder`` itself when it is a bundle, else the bundles directly inside it.
+
+    Raises
+    ------
+    BundleError
+        Neither: the message names the folder.
+    """
+    if (folder / "config.json").is_file():
+        return [folder]
+    found = default_bundle_paths(folder) if folder.is_dir() else []
+    if not found:
+        raise BundleError(f"{folder}: no bundle folders found")
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        if (args.bundles / "config.json").is_file():
-            paths = [args.bundles]
-        else:
-            paths = default_bundle_paths(args.bundles) if args.bundles.is_dir() else []
-        if not paths:
-            raise BundleError(f"{args.bundles}: no bundle folders found")
-        Pipeline.from_bundles(paths)  # fail early on a broken bundle
+        paths = [path for folder in args.bundles for path in bundle_paths(folder)]
+        Pipeline.from_bundles(paths)  # fail early on a broken bundle or two for one task
         records, described = labelled_records(args)
     except (BundleError, io.StudyReadError, ValueError) as error:
         print(f"pe-eval: {error}", file=sys.stderr)

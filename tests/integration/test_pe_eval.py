@@ -230,6 +230,11 @@ def test_bad_bundle_folder_and_missing_data_are_reported(
     one_bundle = ["--bundles", str(bundles / "segmentation"), "--out", str(tmp_path / "o")]
     assert pe_eval(one_bundle) == 2  # a bundle folder itself is accepted: only data is missing
     assert "give labelled data" in capsys.readouterr().err
+    two = [*one_bundle, "--bundles", str(bundles / "detection")]
+    assert pe_eval(two) == 2  # several folders are accepted together
+    assert "give labelled data" in capsys.readouterr().err
+    assert pe_eval([*one_bundle, "--bundles", str(bundles)]) == 2
+    assert "two bundles for task 'segmentation'" in capsys.readouterr().err
 
 
 def test_phantom_seeds_take_ranges_and_single_seeds(
