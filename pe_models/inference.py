@@ -615,3 +615,23 @@ def _boxes_to_original(
 def default_bundle_paths(folder: Path) -> list[Path]:
     """Bundle folders directly inside ``folder``."""
     return sorted(p for p in folder.iterdir() if (p / "config.json").is_file())
+
+
+def bundle_folders(given: Iterable[Path]) -> list[Path]:
+    """Each path itself when it is a bundle, else the bundle folders directly inside it.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path is neither a bundle nor a folder holding one; the message names it.
+    """
+    found: list[Path] = []
+    for path in given:
+        if (path / "config.json").is_file():
+            found.append(path)
+            continue
+        inside = default_bundle_paths(path) if path.is_dir() else []
+        if not inside:
+            raise FileNotFoundError(f"{path}: no bundle folders found")
+        found += inside
+    return found

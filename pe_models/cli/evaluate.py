@@ -23,7 +23,7 @@ from pe_models.bundle import BundleError
 from pe_models.data.phantoms import phantom_records
 from pe_models.data.records import StudyRecord
 from pe_models.evaluate import run_evaluation
-from pe_models.inference import Pipeline, default_bundle_paths
+from pe_models.inference import Pipeline, bundle_folders
 from pe_models.synth.phantom import PHANTOM_VERSION
 
 
@@ -149,31 +149,15 @@ def labelled_records(args: argparse.Namespace) -> tuple[list[StudyRecord], list[
     return records, described
 
 
-def bundle_paths(folder: Path) -> list[Path]:
-    """``folder`` itself when it is a bundle, else the bundles directly inside it.
-
-    Raises
-    ------
-    BundleError
-        Neither: the message names the folder.
-    """
-    if (folder / "config.json").is_file():
-        return [folder]
-    found = default_bundle_paths(folder) if folder.is_dir() else []
-    if not found:
-        raise BundleError(f"{folder}: no bundle folders found")
-    return found
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        paths = [path for folder in args.bundles for path in bundle_paths(folder)]
+        paths = bundle_folders(args.bundles)
         Pipeline.from_bundles(paths)  # fail early on a broken bundle or two for one task
         records, described = labelled_records(args)
-    except (BundleError, io.StudyReadError, ValueError) as error:
+    except (BundleError, io.StudyReadError, FileNotFoundError, ValueError) as error:
         print(f"pe-eval: {error}", file=sys.stderr)
         return 2
     if not records and not args.real:

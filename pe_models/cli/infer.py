@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pe_models import io
-from pe_models.inference import Pipeline, StudyResult, default_bundle_paths
+from pe_models.inference import Pipeline, StudyResult, bundle_folders
 from pe_models.io.atomic import write_text_atomic
 from pe_models.volume import Volume
 
@@ -90,20 +90,13 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _bundle_paths(given: Sequence[Path]) -> list[Path]:
-    paths: list[Path] = []
-    for path in given:
-        paths += [path] if (path / "config.json").is_file() else default_bundle_paths(path)
-    return paths
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (1: bad input or models, named in the message)."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     try:
         if args.bundles:
             pipeline = Pipeline.from_bundles(
-                _bundle_paths(args.bundles), device=args.device, batch_size=args.batch_size
+                bundle_folders(args.bundles), device=args.device, batch_size=args.batch_size
             )
         else:
             pipeline = Pipeline.load_default(device=args.device, batch_size=args.batch_size)

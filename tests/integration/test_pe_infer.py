@@ -88,3 +88,6 @@ def test_bad_input_is_reported_not_raised(
         == 1
     )
     assert "no DICOM image found" in capsys.readouterr().err
+    no_bundles = [str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--bundles"]
+    assert pe_infer([*no_bundles, str(tmp_path / "empty")]) == 1
+    assert f"{tmp_path / 'empty'}: no bundle folders found" in capsys.readouterr().err
