@@ -14,10 +14,13 @@ from pathlib import Path
 from pe_models.bundle import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, load_bundle
 from pe_models.io.atomic import atomic_folder
 from pe_models.train.experiment import Experiment
-from pe_models.train.run import builder_kwargs, recorded_path, study_rules, training_card
-
-STUDY_RULES = ("min_clot_ml", "min_disease_mm")
-"""The study rules of a config's ``extra``, replaced by the experiment's."""
+from pe_models.train.run import (
+    STUDY_RULES,
+    bundle_recipe,
+    recorded_path,
+    study_rules,
+    training_card,
+)
 
 
 def recut_bundle(experiment: Experiment, source: Path, folder: Path) -> Path:
@@ -43,17 +46,7 @@ def recut_bundle(experiment: Experiment, source: Path, folder: Path) -> Path:
     if folder.resolve() == source.resolve():
         raise ValueError(f"recut {experiment.name}: {source} would be overwritten by its own copy")
     bundle = load_bundle(source)
-    recipe = {
-        "arch": experiment.model.arch,
-        "builder_kwargs": builder_kwargs(experiment),
-        "task": experiment.task,
-        "input_windows": tuple(experiment.input.windows),
-        "normalisation": experiment.input.normalisation,
-        "input_size": experiment.input.size,
-        "crop": experiment.input.crop,
-        "context_mm": experiment.input.context_mm,
-        "class_names": tuple(experiment.class_names),
-    }
+    recipe = bundle_recipe(experiment)
     differing = {
         name: (getattr(bundle.config, name), value)
         for name, value in recipe.items()

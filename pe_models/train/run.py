@@ -182,6 +182,25 @@ def build_network(experiment: Experiment, init_bundle: Path | None) -> nn.Module
     return model
 
 
+def bundle_recipe(experiment: Experiment) -> dict[str, Any]:
+    """The :class:`BundleConfig` fields the experiment's network and input fix.
+
+    The weights mean something only under these; the cuts and study rules may change after
+    training (``pe-train --recut``).
+    """
+    return {
+        "arch": experiment.model.arch,
+        "builder_kwargs": builder_kwargs(experiment),
+        "task": experiment.task,
+        "input_windows": tuple(experiment.input.windows),
+        "normalisation": experiment.input.normalisation,
+        "input_size": experiment.input.size,
+        "crop": experiment.input.crop,
+        "context_mm": experiment.input.context_mm,
+        "class_names": tuple(experiment.class_names),
+    }
+
+
 def builder_kwargs(experiment: Experiment) -> dict[str, object]:
     """Builder arguments; a detector keeps inputs at the input size (no resize)."""
     kwargs = dict(experiment.model.kwargs)
@@ -326,15 +345,7 @@ def train_experiment(
     if experiment.data.source == "phantoms":
         summary["phantom_version"] = PHANTOM_VERSION
     config = BundleConfig(
-        arch=experiment.model.arch,
-        builder_kwargs=builder_kwargs(experiment),
-        task=experiment.task,
-        input_windows=experiment.input.windows,
-        normalisation=experiment.input.normalisation,
-        input_size=experiment.input.size,
-        crop=experiment.input.crop,
-        context_mm=experiment.input.context_mm,
-        class_names=experiment.class_names,
+        **bundle_recipe(experiment),
         threshold=experiment.threshold,
         scores_slices=experiment.scores_slices,
         extra={"training": summary} | study_rules(experiment),
@@ -355,9 +366,13 @@ def _started_from(experiment: Experiment, summary: Mapping[str, object]) -> str:
     return f", starting from the weights of `{named}`{where}"
 
 
+STUDY_RULES = ("min_clot_ml", "min_disease_mm")
+"""Study rules an experiment may set; a bundle keeps them in its config's ``extra``."""
+
+
 def study_rules(experiment: Experiment) -> dict[str, float]:
-    """The study rules the experiment sets (``min_clot_ml``, ``min_disease_mm``), by name."""
-    rules = {"min_clot_ml": experiment.min_clot_ml, "min_disease_mm": experiment.min_disease_mm}
+    """The study rules (``STUDY_RULES``) the experiment sets, by name."""
+    rules = {name: getattr(experiment, name) for name in STUDY_RULES}
     return {name: value for name, value in rules.items() if value is not None}
 
 
