@@ -12,8 +12,8 @@ normal where stage 1 stays under its cut, else other disease
   longest run of consecutive slices called other than normal is at least this long along z.
   Stage 1's false calls on a normal study come alone or in short runs, a lesion spans
   several slices. Chosen halfway between the longest run of any normal study and the
-  shortest run above it among the other-disease studies, rounded down to 5 mm: a margin
-  either side, as neither run is known beyond the validation studies.
+  shortest run above it among the other-disease studies, at the nearest multiple of 5 mm
+  between them: a margin either side, as neither run is known beyond the validation studies.
 
 Every slice of each study must be in the table: a run counts consecutive z indices.
 """
@@ -34,7 +34,7 @@ from pe_models.triage import TRIAGE_CLASSES, longest_run, triage_classes
 CUT_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
 """Candidate cuts on both probabilities."""
 RULE_STEP_MM = 5.0
-"""``min_disease_mm`` is rounded down to a multiple of this."""
+"""``min_disease_mm`` is a multiple of this where one lies between the runs it separates."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,11 @@ class CutChoice:
     """Per triage class, the share of its slices given that class."""
 
 
-def _three_class_accuracy(slices: ValidationSlices, disease_cut: float, pe_cut: float) -> float:
-    names = triage_classes(slices.p_disease, slices.p_pe, disease_cut=disease_cut, pe_cut=pe_cut)
-    return float(np.mean(np.array(names) == slices.label))
+def _classes(slices: ValidationSlices, disease_cut: float, pe_cut: float) -> np.ndarray:
+    """(n,) triage class of each slice at the cuts, as the app gives it."""
+    return np.array(
+        triage_classes(slices.p_disease, slices.p_pe, disease_cut=disease_cut, pe_cut=pe_cut)
+    )
 
 
 def choose_cuts(slices: ValidationSlices) -> CutChoice:
@@ -132,7 +134,9 @@ def choose_cuts(slices: ValidationSlices) -> CutChoice:
         raise ValueError("choosing the cuts needs both normal and diseased validation slices")
     accuracy = [float(np.mean((slices.p_disease >= c) == diseased)) for c in CUT_GRID]
     disease_cut = float(CUT_GRID[int(np.argmax(accuracy))])
-    three_class = [_three_class_accuracy(slices, disease_cut, c) for c in CUT_GRID]
+    three_class = [
+        float(np.mean(_classes(slices, disease_cut, c) == slices.label)) for c in CUT_GRID
+    ]
     pe_cut = float(CUT_GRID[int(np.argmax(three_class))])
     stage1 = binary_classification(diseased.astype(int), slices.p_disease, threshold=disease_cut)
     on_diseased = slices.label[diseased] == "pe"
@@ -141,9 +145,7 @@ def choose_cuts(slices: ValidationSlices) -> CutChoice:
         if 0 < on_diseased.sum() < on_diseased.size
         else None
     )
-    names = np.array(
-        triage_classes(slices.p_disease, slices.p_pe, disease_cut=disease_cut, pe_cut=pe_cut)
-    )
+    names = _classes(slices, disease_cut, pe_cut)
     recall = {
         c: float(np.mean(names[slices.label == c] == c))
         for c in TRIAGE_CLASSES
@@ -175,9 +177,7 @@ class StudyRun:
 
 def study_runs(slices: ValidationSlices, disease_cut: float, pe_cut: float) -> list[StudyRun]:
     """Each study's truth and longest not-normal run at the cuts, in table order."""
-    names = np.array(
-        triage_classes(slices.p_disease, slices.p_pe, disease_cut=disease_cut, pe_cut=pe_cut)
-    )
+    names = _classes(slices, disease_cut, pe_cut)
     runs = []
     for study in dict.fromkeys(slices.study.tolist()):
         mine = slices.study == study
