@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pe_models import io
+from pe_models.bundle import BundleError
 from pe_models.inference import Pipeline, StudyResult, bundle_folders
 from pe_models.io.atomic import write_text_atomic
 from pe_models.volume import Volume
@@ -115,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 infer_volume(
                     io.load_series(series), pipeline, out, label=series.description or out.name
                 )
-    except (io.StudyReadError, FileNotFoundError, ValueError) as error:
+    except (io.StudyReadError, BundleError, FileNotFoundError, ValueError) as error:
         print(f"pe-infer: {error}", file=sys.stderr)
         return 1
     print(f"pe-infer: wrote {args.out}", file=sys.stderr)

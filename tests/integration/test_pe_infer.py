@@ -91,3 +91,7 @@ def test_bad_input_is_reported_not_raised(
     no_bundles = [str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--bundles"]
     assert pe_infer([*no_bundles, str(tmp_path / "empty")]) == 1
     assert f"{tmp_path / 'empty'}: no bundle folders found" in capsys.readouterr().err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}")
+    assert pe_infer([*no_bundles, str(tmp_path / "broken")]) == 1
+    assert "broken: not a model bundle, model.safetensors is missing" in capsys.readouterr().err
